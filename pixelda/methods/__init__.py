@@ -1,0 +1,54 @@
+"""One module per method, each with the same few functions the shared loop calls:
+
+build(cfg, info) -> nn.ModuleDict, optimizers(models, cfg) -> dict, train_step(models, opts,
+batch, cfg, progress) -> dict of loss tensors, evaluate(models, data) -> dict of held-out
+metrics, grid(models, fixed) -> list of image columns, and CLASSIFIER, the name of the model
+whose predictions are the method's answer.
+"""
+
+from dataclasses import asdict, dataclass
+
+from . import classifier, pixelda
+
+METHODS = {
+    "pixelda": pixelda,
+    "source-only": classifier,
+    "target-only": classifier,
+}
+
+
+@dataclass
+class DataInfo:
+    """What the models need to know about the data; stored in every checkpoint."""
+
+    channels: int
+    image_size: int
+    num_outputs: int
+    classes: list[str] | None
+
+    @property
+    def regression(self) -> bool:
+        return self.classes is None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def restore(ckpt: dict, *, device="cpu"):
+    """Rebuild a checkpoint's models from its own config and data info -> (cfg, info, models).
+
+    The models are in eval mode on `device`."""
+    from ..config import TrainConfig
+    from ..errors import UserError
+
+    known = {f for f in TrainConfig.__dataclass_fields__}
+    cfg = TrainConfig(**{k: v for k, v in ckpt["config"].items() if k in known})
+    info = DataInfo(**ckpt["data_info"])
+    if cfg.method not in METHODS:
+        raise UserError(f"checkpoint: method {cfg.method!r} is not known to this pixelda")
+    models = METHODS[cfg.method].build(cfg, info)
+    try:
+        models.load_state_dict(ckpt["models"])
+    except (RuntimeError, KeyError) as e:
+        raise UserError(f"checkpoint: model weights do not fit its config ({str(e)[:200]})") from None
+    return cfg, info, models.to(device).eval()

@@ -1,0 +1,95 @@
+"""PixelDA (Bousmalis et al. 2017): G adapts source images to the target style, D tells them
+from real target images, T learns the labels from source and adapted images."""
+
+import itertools
+
+import torch
+from torch import nn
+
+from .. import losses
+from ..adversarial import frozen, optimize
+from ..evaluate import eval_mode, score
+from ..models import Discriminator, Generator, TaskClassifier
+
+CLASSIFIER = "classifier"
+
+
+def build(cfg, info) -> nn.ModuleDict:
+    size, c = info.image_size, info.channels
+    return nn.ModuleDict({
+        "generator": Generator(in_channels=c, out_channels=c, image_size=size,
+                               latent_dim=cfg.latent_dim, width=cfg.g_width, blocks=cfg.g_blocks),
+        "discriminator": Discriminator(in_channels=c, image_size=size, width=cfg.d_width,
+                                       dropout=cfg.d_dropout, noise_std=cfg.d_noise),
+        "classifier": TaskClassifier(in_channels=c, image_size=size, num_outputs=info.num_outputs),
+    })
+
+
+def adam(params, cfg) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, 0.999))
+
+
+def optimizers(m: nn.ModuleDict, cfg) -> dict:
+    # The official D-step trains the discriminator and the task classifier together:
+    # one optimizer, one gradient clip over both.
+    d_params = itertools.chain(m["discriminator"].parameters(), m["classifier"].parameters())
+    return {"d": adam(d_params, cfg), "g": adam(m["generator"].parameters(), cfg)}
+
+
+def sample_z(n: int, latent_dim: int, device) -> torch.Tensor:
+    """z ~ U(-1, 1)^latent_dim (Bousmalis et al. 2017)."""
+    return torch.rand(n, latent_dim, device=device) * 2 - 1
+
+
+def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dict:
+    y = batch.y_src
+    z = sample_z(batch.x_src.size(0), cfg.latent_dim, batch.x_src.device)
+    x_fake = m["generator"](batch.x_src, z)  # (B, C, H, W) in [-1, 1]
+
+    # (1) D-step: real target vs adapted source; T learns from source and adapted images.
+    # x_fake is detached: this step must not move G.
+    fake_d = x_fake.detach()
+    d_loss = cfg.domain_weight * losses.d_loss(m["discriminator"](batch.x_tgt),
+                                               m["discriminator"](fake_d))
+    src_out, fake_out = m["classifier"](torch.cat([batch.x_src, fake_d])).chunk(2)
+    task_loss = losses.task_loss(src_out, y) + losses.task_loss(fake_out, y)
+    optimize(opts["d"], d_loss + task_loss, cfg.clip_grad_norm)
+
+    # (2) G-step: fool the updated D, keep the label recoverable by T, stay close to the
+    # source (masked PMSE). D and T are frozen: no gradients, BN statistics left alone.
+    with frozen(m["discriminator"], m["classifier"]):
+        style_loss = losses.g_loss(m["discriminator"](x_fake))
+        task_g_loss = losses.task_loss(m["classifier"](x_fake), y)
+    g_loss = cfg.style_weight * style_loss + cfg.task_in_g_weight * task_g_loss
+    content_loss = torch.zeros((), device=x_fake.device)
+    if cfg.content_weight > 0:
+        content_loss = losses.masked_pmse(x_fake, batch.x_src, batch.mask_src)
+        g_loss = g_loss + cfg.content_weight * content_loss
+    optimize(opts["g"], g_loss, cfg.clip_grad_norm)
+
+    return {"d_loss": d_loss.detach(), "task_loss": task_loss.detach(),
+            "g_loss": g_loss.detach(), "style_loss": style_loss.detach(),
+            "content_loss": content_loss.detach()}
+
+
+def evaluate(m: nn.ModuleDict, data) -> dict:
+    """T on the held-out target and source test splits."""
+    out = {}
+    for prefix, split in (("target_test", data.target_test), ("source_test", data.source_test)):
+        if split is not None and split.labels is not None:
+            out.update({f"{prefix}_{k}": v for k, v in score(m[CLASSIFIER], split).items()
+                        if k != "n"})
+    return out
+
+
+@torch.no_grad()
+def adapt(generator: nn.Module, x_src: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """G in eval mode (BN running statistics): the adapted images a user gets."""
+    with eval_mode(generator):
+        return generator(x_src, z)
+
+
+def grid(m: nn.ModuleDict, fixed) -> list[torch.Tensor]:
+    """Columns: source | adapted with three different z | real target."""
+    adapted = [adapt(m["generator"], fixed.x_src, z) for z in fixed.z]
+    return [fixed.x_src, *adapted, fixed.x_tgt]

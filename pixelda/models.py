@@ -1,0 +1,178 @@
+"""nn.Modules only: PixelDA's generator, discriminator and task classifier (Bousmalis et al. 2017).
+
+Every size is a keyword argument; images are NCHW float32 in [-1, 1]. Layer choices follow the
+official code (tensorflow/models, research/domain_adaptation/pixel_domain_adaptation).
+"""
+
+import torch
+from torch import nn
+
+# Official batch_norm_params: decay 0.9 (torch momentum 0.1), epsilon 0.001.
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.1
+
+
+def _bn2d(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+
+
+def init_normal(module: nn.Module, std: float = 0.02) -> None:
+    """Official weights_initializer: N(0, 0.02) for conv and linear weights, zero biases."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class ResidualBlock(nn.Module):
+    """conv-BN-ReLU-conv-BN plus the input (official resnet_block)."""
+
+    def __init__(self, *, width: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, bias=False),
+            _bn2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=1, bias=False),
+            _bn2d(width),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Generator(nn.Module):
+    """G(x_src, z): maps a source image and noise z ~ U(-1, 1)^latent_dim to a target-style image.
+
+    z goes through a fully connected layer (BN, ReLU) to one image-sized channel that is
+    concatenated to the source; then a 3x3 conv, residual blocks and a 1x1 conv with tanh.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        image_size: int,
+        latent_dim: int = 10,
+        width: int = 64,
+        blocks: int = 6,
+    ):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.image_size = image_size
+        if latent_dim > 0:
+            self.noise = nn.Sequential(
+                nn.Linear(latent_dim, image_size * image_size, bias=False),
+                nn.BatchNorm1d(image_size * image_size, eps=BN_EPS, momentum=BN_MOMENTUM),
+                nn.ReLU(inplace=True),
+            )
+        stem_in = in_channels + (1 if latent_dim > 0 else 0)
+        self.stem = nn.Sequential(nn.Conv2d(stem_in, width, 3, padding=1), nn.ReLU(inplace=True))
+        self.blocks = nn.Sequential(*[ResidualBlock(width=width) for _ in range(blocks)])
+        self.out = nn.Sequential(nn.Conv2d(width, out_channels, 1), nn.Tanh())
+        init_normal(self)
+
+    def forward(self, x_src: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """x_src: (B, C_in, S, S) in [-1, 1]; z: (B, latent_dim) in [-1, 1] -> (B, C_out, S, S)."""
+        if self.latent_dim > 0:
+            if z is None:
+                raise ValueError("this generator needs noise z of shape (B, latent_dim)")
+            noise = self.noise(z).view(-1, 1, self.image_size, self.image_size)
+            x_src = torch.cat([x_src, noise], dim=1)
+        return self.out(self.blocks(self.stem(x_src)))
+
+
+class NoisyDropout(nn.Module):
+    """In training only: dropout, then additive Gaussian noise (official discriminator add_noise)."""
+
+    def __init__(self, *, dropout: float, noise_std: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.noise_std = noise_std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        x = self.dropout(x)
+        if self.noise_std > 0:
+            x = x + torch.randn_like(x) * self.noise_std
+        return x
+
+
+def _leaky() -> nn.LeakyReLU:
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+class Discriminator(nn.Module):
+    """D(x): one logit, real target image vs adapted image.
+
+    A stride-1 3x3 conv with `width` filters, then stride-2 3x3 convs doubling the filters
+    until the map is at most 4x4; BN (not on the first layer) and LeakyReLU(0.2);
+    dropout and Gaussian noise after every conv in training.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        image_size: int,
+        width: int = 64,
+        dropout: float = 0.1,
+        noise_std: float = 0.2,
+    ):
+        super().__init__()
+        layers = [
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            _leaky(),
+            NoisyDropout(dropout=dropout, noise_std=noise_std),
+        ]
+        size, channels = image_size, width
+        while size > 4:
+            layers += [
+                nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=False),
+                _bn2d(channels * 2),
+                _leaky(),
+                NoisyDropout(dropout=dropout, noise_std=noise_std),
+            ]
+            size, channels = (size + 1) // 2, channels * 2
+        self.features = nn.Sequential(*layers)
+        self.logit = nn.Linear(channels * size * size, 1)
+        init_normal(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, S, S) in [-1, 1] -> (B,) logits."""
+        return self.logit(self.features(x).flatten(1)).squeeze(1)
+
+
+class TaskClassifier(nn.Module):
+    """T(x): the DANN MNIST tower (Ganin et al. 2016) used by PixelDA, returning logits.
+
+    `features` (conv5x5-32, max-pool, conv5x5-48, max-pool) and `head` (FC100, FC100,
+    FC-outputs) are separate so DANN can put its domain classifier on the features.
+    """
+
+    def __init__(self, *, in_channels: int, image_size: int, num_outputs: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 48, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
+        self.feature_dim = 48 * (image_size // 4) ** 2
+        self.head = nn.Sequential(
+            nn.Linear(self.feature_dim, 100),
+            nn.ReLU(inplace=True),
+            nn.Linear(100, 100),
+            nn.ReLU(inplace=True),
+            nn.Linear(100, num_outputs),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, S, S) in [-1, 1] -> (B, num_outputs) logits."""
+        return self.head(self.features(x))

@@ -1,0 +1,64 @@
+"""Pictures: sample grids (columns of images) and loss/accuracy curves (matplotlib)."""
+
+import io
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .fileio import atomic_save_png, atomic_write_bytes
+
+MIN_CELL = 64  # small images are enlarged (nearest) so a grid is readable
+
+
+def grid_image(columns: list[torch.Tensor], pad: int = 2) -> Image.Image:
+    """Columns of images, each (N, C, H, W) in [-1, 1], side by side; rows line up."""
+    cols = [c.detach().float().cpu().clamp(-1, 1) for c in columns]
+    cols = [c.expand(-1, 3, -1, -1) if c.size(1) == 1 else c for c in cols]
+    n, _, h, w = cols[0].shape
+    scale = max(1, -(-MIN_CELL // max(h, w)))
+    cols = [F.interpolate(c, scale_factor=scale, mode="nearest") if scale > 1 else c for c in cols]
+    h, w = h * scale, w * scale
+    canvas = torch.ones(3, n * (h + pad) + pad, len(cols) * (w + pad) + pad)
+    for j, col in enumerate(cols):
+        for i in range(n):
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            canvas[:, y : y + h, x : x + w] = (col[i] + 1) / 2
+    array = (canvas.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    return Image.fromarray(array)
+
+
+def save_grid(columns: list[torch.Tensor], path: Path) -> None:
+    atomic_save_png(grid_image(columns), path)
+
+
+def save_curves(records: list[dict], path: Path) -> None:
+    """Losses (left) and held-out accuracies (right) against steps, from metrics.jsonl records."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loss_keys = sorted({k for r in records if r.get("kind") == "train" for k in r
+                        if k.endswith("_loss")})
+    eval_keys = sorted({k for r in records if r.get("kind") == "eval" for k in r
+                        if k.endswith("_acc")})
+    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in loss_keys:
+        pts = [(r["step"], r[key]) for r in records if r.get("kind") == "train" and key in r]
+        ax_l.plot(*zip(*pts), label=key)
+    for key in eval_keys:
+        pts = [(r["step"], r[key]) for r in records if r.get("kind") == "eval" and key in r]
+        ax_a.plot(*zip(*pts), marker="o", label=key)
+    ax_l.set(xlabel="step", ylabel="loss", title="training losses")
+    ax_a.set(xlabel="step", ylabel="accuracy", title="held-out accuracy", ylim=(0, 1))
+    for ax in (ax_l, ax_a):
+        if ax.lines:
+            ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())

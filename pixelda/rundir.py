@@ -1,0 +1,66 @@
+"""The run directory: config.json, metrics.jsonl, ckpt.pt, samples/, curves.png, summary.json."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .errors import UserError
+from .fileio import atomic_write_bytes, atomic_write_json
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser()
+        self.ckpt = self.path / "ckpt.pt"
+        self.metrics = self.path / "metrics.jsonl"
+        self.samples = self.path / "samples"
+
+    def check(self, *, resume: bool, overwrite: bool) -> None:
+        """Refuse what would lose work; called before anything is written."""
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise UserError(f"--out: {p} exists and is not a folder")
+        nonempty = p.is_dir() and any(p.iterdir())
+        if resume:
+            if not self.ckpt.is_file():
+                raise UserError(f"--resume: no checkpoint {self.ckpt} to resume from")
+        elif nonempty and not overwrite:
+            raise UserError(f"--out: {p} is not empty; pass --resume to continue it or "
+                            f"--overwrite to replace it")
+        elif nonempty and not (p / "config.json").is_file():
+            raise UserError(f"--overwrite: refusing to delete {p}: it holds no config.json, so "
+                            f"it is not a pixelda run directory")
+
+    def create(self, *, overwrite: bool) -> None:
+        if overwrite and self.path.is_dir():
+            shutil.rmtree(self.path)
+        self.samples.mkdir(parents=True, exist_ok=True)
+
+    def log(self, record: dict) -> None:
+        """Append one JSON line in a single write, flushed, so the file holds whole lines."""
+        line = json.dumps(record, sort_keys=True) + "\n"
+        with open(self.metrics, "a") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics.is_file():
+            return []
+        records = []
+        for line in self.metrics.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut short by a crash; nothing after it is trusted
+        return records
+
+    def truncate_metrics(self, step: int) -> None:
+        """On resume, keep only records up to the checkpoint's step (later ones get redone)."""
+        kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+        atomic_write_bytes(self.metrics, text.encode())
+
+    def write_json(self, name: str, obj) -> None:
+        atomic_write_json(self.path / name, obj)

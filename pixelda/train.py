@@ -1,0 +1,216 @@
+"""Train PixelDA or a baseline.
+
+Usage: python -m pixelda.train [--method pixelda] [--data-root ../shared/data] [--steps N] ...
+"""
+
+import dataclasses
+import platform
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+
+from . import __version__, checkpoint
+from .adversarial import LoopState, Run, fit, save_checkpoint
+from .config import TrainConfig, build_parser, PRESETS, resolve
+from .data import DataOptions, ImageSet, describe, load, to_float
+from .errors import UserError, cli
+from .methods import METHODS, DataInfo
+from .plots import save_curves
+from .rundir import RunDir
+
+# Flags that may change when a run is resumed; any other must match the checkpoint's config.
+RESUMABLE = {"steps", "eval_every", "sample_every", "log_every", "checkpoint_every", "device",
+             "progress", "threads", "data_root", "photos", "cache_dir", "download", "resume",
+             "out"}
+
+
+@dataclass
+class RunData:
+    source_train: ImageSet
+    source_test: ImageSet | None
+    target_train: ImageSet | None
+    target_test: ImageSet | None
+
+
+@dataclass
+class Fixed:
+    """The images and noise every sample grid of a run shows."""
+
+    x_src: torch.Tensor
+    y_src: torch.Tensor | None
+    z: list[torch.Tensor]
+    x_tgt: torch.Tensor | None
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None)
+                              and torch.backends.mps.is_available()):
+        raise UserError("--device mps: no MPS device is available")
+    return torch.device(name)
+
+
+def data_options(cfg) -> DataOptions:
+    return DataOptions(data_root=cfg.data_root, photos=cfg.photos, download=cfg.download,
+                       cache_dir=cfg.cache_dir, image_size=cfg.image_size)
+
+
+def load_data(cfg: TrainConfig) -> RunData:
+    """Every split a run needs, in one shape; target training labels dropped unless target-only."""
+    opts = data_options(cfg)
+    uses_target = cfg.method != "cgan"
+    target_train = load(cfg.target, "train", opts) if uses_target else None
+    channels = target_train.channels if target_train is not None else None
+    source_train = load(cfg.source, "train", opts, channels=channels)
+    if source_train.labels is None:
+        raise UserError(f"--source: {cfg.source} has no labels (a labeled source needs class "
+                        f"sub-folders)")
+    channels = source_train.channels
+    source_test = load(cfg.source, "test", opts, channels=channels)
+    target_test = None
+    if uses_target:
+        spec, split = (cfg.target_test, "eval") if cfg.target_test else (cfg.target, "test")
+        target_test = load(spec, split, opts, channels=channels)
+        if cfg.method == "target-only" and target_train.labels is None:
+            raise UserError(f"--target: {cfg.target} has no labels; target-only needs them")
+        if cfg.method != "target-only":
+            target_train = target_train.unlabeled()
+    for name, split in (("target test", target_test), ("source test", source_test)):
+        if split is not None and split.labels is not None and split.classes and \
+                len(split.classes) != len(source_train.classes):
+            raise UserError(f"{name} data has {len(split.classes)} classes, the source "
+                            f"{len(source_train.classes)}")
+    return RunData(source_train, source_test, target_train, target_test)
+
+
+def fixed_samples(data: RunData, cfg, device) -> Fixed:
+    src = data.source_test if data.source_test is not None else data.source_train
+    idx = [int((src.labels == c).nonzero()[0]) for c in range(src.num_classes or 0)
+           if (src.labels == c).any()][:10] or list(range(min(10, len(src))))
+    tgt = data.target_test if data.target_test is not None else data.target_train
+    g = torch.Generator().manual_seed(cfg.seed)
+    z = [(torch.rand(len(idx), cfg.latent_dim, generator=g) * 2 - 1).to(device) for _ in range(3)]
+    x_tgt = None if tgt is None else to_float(tgt.images[: len(idx)]).to(device)
+    return Fixed(to_float(src.images[idx]).to(device), src.labels[idx].to(device), z, x_tgt)
+
+
+def config_from_args(argv: list[str] | None) -> tuple[TrainConfig, dict | None]:
+    """The run's config and, with --resume, its checkpoint (whose config wins)."""
+    parser = build_parser(TrainConfig, prog="python -m pixelda.train",
+                          description="Train PixelDA or a baseline.", presets=PRESETS)
+    overrides = vars(parser.parse_args(argv))
+    if not overrides.get("resume"):
+        return resolve(overrides), None
+    rundir = RunDir(overrides.get("out", TrainConfig.out))
+    rundir.check(resume=True, overwrite=False)
+    ckpt = checkpoint.load(rundir.ckpt)
+    stored = {k: v for k, v in ckpt["config"].items() if k in TrainConfig.__dataclass_fields__}
+    for key, value in overrides.items():
+        if key not in RESUMABLE and key in stored and stored[key] != value:
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"--resume: {flag} {value!r} differs from the run's {stored[key]!r}")
+    changed = {k: v for k, v in overrides.items() if k in RESUMABLE}
+    return resolve({**stored, **changed, "resume": True}), ckpt
+
+
+def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
+    """Load data, build models and optimizers (restored from ckpt when resuming)."""
+    device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    opts = data_options(cfg)
+    print(f"pixelda {cfg.method}: source {describe(cfg.source, opts)}"
+          + ("" if cfg.method == "cgan" else f" -> target {describe(cfg.target, opts)}")
+          + f"; device {device}", file=sys.stderr, flush=True)
+    data = load_data(cfg)
+    src = data.source_train
+    info = DataInfo(channels=src.channels, image_size=cfg.image_size,
+                    num_outputs=src.num_classes or src.labels.size(1), classes=src.classes)
+    torch.manual_seed(cfg.seed)
+    method = METHODS[cfg.method]
+    models = method.build(cfg, info).to(device)
+    optimizers = method.optimizers(models, cfg)
+    from .batches import Batches
+
+    batches = Batches(src, data.target_train, batch_size=cfg.batch_size, seed=cfg.seed,
+                      device=device)
+    state = LoopState()
+    if ckpt is not None:
+        models.load_state_dict(ckpt["models"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+        batches.load_state_dict(ckpt["batches"])
+        checkpoint.set_rng_state(ckpt["rng"])
+        state = LoopState(step=ckpt["step"], wall_s=ckpt["wall_s"], train_s=ckpt["train_s"])
+    run = Run(cfg=cfg, method=method, models=models, opts=optimizers, batches=batches, data=data,
+              fixed=fixed_samples(data, cfg, device), rundir=RunDir(cfg.out),
+              info=info.to_dict())
+    print(f"data: {len(src)} source train, {len(data.target_train or [])} target train, "
+          f"{len(data.target_test or [])} target test images of {info.channels}x"
+          f"{info.image_size}x{info.image_size}", file=sys.stderr, flush=True)
+    return run, state
+
+
+def summarize(run: Run, state: LoopState, device: str) -> dict:
+    cfg = run.cfg
+    return {
+        "method": cfg.method,
+        "preset": cfg.preset,
+        "steps": state.step,
+        "wall_s": round(state.wall_s, 2),
+        "train_s": round(state.train_s, 2),
+        "source_images_per_s": round(state.step * cfg.batch_size / max(state.train_s, 1e-9), 1),
+        "target_test_acc": state.last_eval.get("target_test_acc"),
+        "source_test_acc": state.last_eval.get("source_test_acc"),
+        "metrics": state.last_eval,
+        "device": device,
+        "hardware": f"{platform.processor() or platform.machine()}, "
+                    f"{torch.get_num_threads()} torch threads",
+        "source": cfg.source,
+        "target": cfg.target,
+        "data_root": cfg.data_root or "embedded",
+        "pixelda_version": __version__,
+        "torch_version": torch.__version__,
+        "finished": not state.interrupted,
+    }
+
+
+@cli
+def main(argv: list[str] | None = None) -> dict:
+    cfg, ckpt = config_from_args(argv)
+    rundir = RunDir(cfg.out)
+    rundir.check(resume=cfg.resume, overwrite=cfg.overwrite)
+    run, state = setup(cfg, ckpt)
+    rundir.create(overwrite=cfg.overwrite)
+    rundir.write_json("config.json", dataclasses.asdict(cfg))
+    if ckpt is not None:
+        rundir.truncate_metrics(state.step)
+    state = fit(run, state)
+    save_curves(rundir.read_metrics(), rundir.path / "curves.png")
+    summary = summarize(run, state, str(next(run.models.parameters()).device))
+    rundir.write_json("summary.json", summary)
+    report(summary, state, rundir)
+    return summary
+
+
+def report(summary: dict, state: LoopState, rundir: RunDir) -> None:
+    if state.interrupted:
+        print(f"interrupted at step {state.step}; checkpoint saved. Continue with: "
+              f"python -m pixelda.train --out {rundir.path} --resume", file=sys.stderr)
+    parts = [f"{k.removesuffix('_acc').replace('_', ' ')} accuracy {v:.2%}"
+             for k, v in summary["metrics"].items() if k.endswith("_acc")]
+    print(f"step {state.step}: " + (", ".join(parts) or "no labeled test data")
+          + f" (held-out, eval mode); {summary['train_s']:.0f}s training; run in {rundir.path}")
+
+
+if __name__ == "__main__":
+    main()
