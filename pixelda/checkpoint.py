@@ -53,6 +53,30 @@ def save(path: str | Path, *, config: dict, data_info: dict, step: int, wall_s: 
     )
 
 
+def _reason(e: Exception) -> str:
+    """A short cause for torch.load's long error messages."""
+    text = str(e)
+    for line in text.splitlines():
+        if "GLOBAL" in line:  # weights_only refused a class or function: code, not data
+            return f"refused to load code or arbitrary objects: {line.strip()[:120]}"
+    if isinstance(e, pickle.UnpicklingError):
+        return "not a torch checkpoint file"
+    if "zip archive" in text or isinstance(e, (EOFError, zipfile.BadZipFile)):
+        return "truncated or corrupted file"
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return first[:200]
+
+
+def load_models(models, states: dict) -> None:
+    """Load {name: state_dict} into a ModuleDict; a mismatch is a UserError."""
+    try:
+        for name, module in models.items():
+            module.load_state_dict(states[name])
+    except (RuntimeError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+        raise UserError(f"checkpoint: model weights do not fit its config ({first[:200]})") from None
+
+
 def load(path: str | Path, *, map_location="cpu") -> dict:
     """Read a pixelda checkpoint; anything else gives a one-line UserError."""
     path = Path(path)
@@ -62,8 +86,7 @@ def load(path: str | Path, *, map_location="cpu") -> dict:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
             OSError, AttributeError, TypeError, KeyError, IndexError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: not a readable pixelda checkpoint ({reason[:200]})") from None
+        raise UserError(f"{path}: not a readable pixelda checkpoint ({_reason(e)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path}: not a pixelda checkpoint")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:

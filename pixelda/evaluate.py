@@ -6,12 +6,14 @@ Usage: python -m pixelda.evaluate --checkpoint RUN/ckpt.pt [--data SPEC] [--spli
 import contextlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from .data import ImageSet, to_float
+from .errors import UserError, cli
 
 
 @contextlib.contextmanager
@@ -48,3 +50,53 @@ def score(model: nn.Module, data: ImageSet, *, device=None) -> dict:
 
 def accuracy(model: nn.Module, data: ImageSet, *, device=None) -> float:
     return score(model, data, device=device)["acc"]
+
+
+@dataclass
+class EvaluateConfig:
+    checkpoint: str = field(default="", metadata={"help": "a pixelda checkpoint (RUN/ckpt.pt)"})
+    data: str = field(default="", metadata={
+        "help": "labeled data to score, as for --target: mnistm, mnist, usps, folder:PATH "
+                "(default: the run's target)"})
+    data_root: str = field(default="", metadata={"help": "data root (default: the run's)"})
+    photos: str = field(default="", metadata={"help": "MNIST-M photos (default: the run's)"})
+    out: str = field(default="", metadata={"help": "also write the result to this JSON file"})
+    device: str = field(default="cpu", metadata={"help": "cpu, cuda or mps"})
+
+
+@cli
+def main(argv: list[str] | None = None) -> dict:
+    from .checkpoint import load as load_checkpoint
+    from .config import build_parser
+    from .data import DataOptions, load
+    from .fileio import atomic_write_json
+    from .methods import METHODS, restore
+
+    parser = build_parser(EvaluateConfig, prog="python -m pixelda.evaluate",
+                          description="Score a checkpoint's classifier on labeled data.")
+    cfg = EvaluateConfig(**vars(parser.parse_args(argv)))
+    if not cfg.checkpoint:
+        raise UserError("--checkpoint: required")
+    if cfg.out and Path(cfg.out).exists():
+        raise UserError(f"--out: {cfg.out} exists; choose a new file")
+    run_cfg, info, models = restore(load_checkpoint(cfg.checkpoint), device=cfg.device)
+    spec = cfg.data or run_cfg.target_test or run_cfg.target
+    opts = DataOptions(data_root=cfg.data_root or run_cfg.data_root,
+                       photos=cfg.photos or run_cfg.photos, cache_dir=run_cfg.cache_dir,
+                       image_size=info.image_size)
+    data = load(spec, "eval", opts, channels=info.channels)
+    if data is None or data.labels is None:
+        raise UserError(f"--data: {spec} has no labels to score against")
+    result = {"checkpoint": cfg.checkpoint, "data": spec, "split": data.name,
+              **score(models[METHODS[run_cfg.method].CLASSIFIER], data, device=cfg.device)}
+    if cfg.out:
+        atomic_write_json(cfg.out, result)
+    if "acc" in result:
+        print(f"{spec} ({data.name}, {result['n']} images): accuracy {result['acc']:.2%}",
+              file=sys.stderr)
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -119,7 +119,7 @@ def config_from_args(argv: list[str] | None) -> tuple[TrainConfig, dict | None]:
             flag = "--" + key.replace("_", "-")
             raise UserError(f"--resume: {flag} {value!r} differs from the run's {stored[key]!r}")
     changed = {k: v for k, v in overrides.items() if k in RESUMABLE}
-    return resolve({**stored, **changed, "resume": True}), ckpt
+    return resolve({**stored, **changed, "resume": True, "overwrite": False}), ckpt
 
 
 def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
@@ -145,7 +145,7 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
                       device=device)
     state = LoopState()
     if ckpt is not None:
-        models.load_state_dict(ckpt["models"])
+        checkpoint.load_models(models, ckpt["models"])
         for name, opt in optimizers.items():
             opt.load_state_dict(ckpt["optimizers"][name])
         batches.load_state_dict(ckpt["batches"])

@@ -38,6 +38,7 @@ def restore(ckpt: dict, *, device="cpu"):
     """Rebuild a checkpoint's models from its own config and data info -> (cfg, info, models).
 
     The models are in eval mode on `device`."""
+    from ..checkpoint import load_models
     from ..config import TrainConfig
     from ..errors import UserError
 
@@ -47,8 +48,5 @@ def restore(ckpt: dict, *, device="cpu"):
     if cfg.method not in METHODS:
         raise UserError(f"checkpoint: method {cfg.method!r} is not known to this pixelda")
     models = METHODS[cfg.method].build(cfg, info)
-    try:
-        models.load_state_dict(ckpt["models"])
-    except (RuntimeError, KeyError) as e:
-        raise UserError(f"checkpoint: model weights do not fit its config ({str(e)[:200]})") from None
+    load_models(models, ckpt["models"])
     return cfg, info, models.to(device).eval()

@@ -42,33 +42,37 @@ def sample_z(n: int, latent_dim: int, device) -> torch.Tensor:
 
 
 def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dict:
-    y = batch.y_src
+    """One iteration: a D-step then a G-step on the same adapted images."""
     z = sample_z(batch.x_src.size(0), cfg.latent_dim, batch.x_src.device)
     x_fake = m["generator"](batch.x_src, z)  # (B, C, H, W) in [-1, 1]
+    # Detached for the D-step, which must not move G; the graph is kept for the G-step.
+    return {**d_step(m, opts, batch, x_fake.detach(), cfg), **g_step(m, opts, batch, x_fake, cfg)}
 
-    # (1) D-step: real target vs adapted source; T learns from source and adapted images.
-    # x_fake is detached: this step must not move G.
-    fake_d = x_fake.detach()
+
+def d_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> dict:
+    """D learns real target vs adapted source; T learns labels from source and adapted images
+    (the official D-step trains both)."""
     d_loss = cfg.domain_weight * losses.d_loss(m["discriminator"](batch.x_tgt),
-                                               m["discriminator"](fake_d))
-    src_out, fake_out = m["classifier"](torch.cat([batch.x_src, fake_d])).chunk(2)
-    task_loss = losses.task_loss(src_out, y) + losses.task_loss(fake_out, y)
+                                               m["discriminator"](x_fake))
+    src_out, fake_out = m["classifier"](torch.cat([batch.x_src, x_fake])).chunk(2)
+    task_loss = losses.task_loss(src_out, batch.y_src) + losses.task_loss(fake_out, batch.y_src)
     optimize(opts["d"], d_loss + task_loss, cfg.clip_grad_norm)
+    return {"d_loss": d_loss.detach(), "task_loss": task_loss.detach()}
 
-    # (2) G-step: fool the updated D, keep the label recoverable by T, stay close to the
-    # source (masked PMSE). D and T are frozen: no gradients, BN statistics left alone.
+
+def g_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> dict:
+    """G learns to fool the updated D, keep the label recoverable by T, and stay close to the
+    source (masked PMSE). D and T are frozen: no gradients, BN statistics left alone."""
     with frozen(m["discriminator"], m["classifier"]):
         style_loss = losses.g_loss(m["discriminator"](x_fake))
-        task_g_loss = losses.task_loss(m["classifier"](x_fake), y)
+        task_g_loss = losses.task_loss(m["classifier"](x_fake), batch.y_src)
     g_loss = cfg.style_weight * style_loss + cfg.task_in_g_weight * task_g_loss
     content_loss = torch.zeros((), device=x_fake.device)
     if cfg.content_weight > 0:
         content_loss = losses.masked_pmse(x_fake, batch.x_src, batch.mask_src)
         g_loss = g_loss + cfg.content_weight * content_loss
     optimize(opts["g"], g_loss, cfg.clip_grad_norm)
-
-    return {"d_loss": d_loss.detach(), "task_loss": task_loss.detach(),
-            "g_loss": g_loss.detach(), "style_loss": style_loss.detach(),
+    return {"g_loss": g_loss.detach(), "style_loss": style_loss.detach(),
             "content_loss": content_loss.detach()}
 
 

@@ -1,0 +1,63 @@
+"""The PixelDA D-step and G-step touch only their own models."""
+
+import pytest
+import torch
+
+from pixelda.batches import Batch
+from pixelda.config import resolve
+from pixelda.methods import DataInfo, pixelda
+
+
+def _state(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def _same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture
+def setup():
+    torch.manual_seed(0)
+    cfg = resolve({"g_width": 8, "g_blocks": 1, "d_width": 8, "content_weight": 1.0})
+    info = DataInfo(channels=3, image_size=16, num_outputs=10, classes=[str(i) for i in range(10)])
+    m = pixelda.build(cfg, info)
+    opts = pixelda.optimizers(m, cfg)
+    batch = Batch(x_src=torch.rand(4, 3, 16, 16) * 2 - 1, y_src=torch.tensor([0, 1, 2, 3]),
+                  mask_src=None, x_tgt=torch.rand(4, 3, 16, 16) * 2 - 1)
+    return cfg, m, opts, batch
+
+
+def test_d_step_leaves_generator_untouched(setup):
+    cfg, m, opts, batch = setup
+    g_before, d_before = _state(m["generator"]), _state(m["discriminator"])
+    t_before = _state(m["classifier"])
+    x_fake = m["generator"](batch.x_src, pixelda.sample_z(4, cfg.latent_dim, "cpu"))
+    g_after_forward = _state(m["generator"])  # the forward pass updates G's BN statistics
+    pixelda.d_step(m, opts, batch, x_fake.detach(), cfg)
+    assert _same(g_after_forward, _state(m["generator"]))
+    assert not _same(g_before, g_after_forward)
+    assert not _same(d_before, _state(m["discriminator"]))
+    assert not _same(t_before, _state(m["classifier"]))
+
+
+def test_g_step_leaves_discriminator_and_classifier_untouched(setup):
+    cfg, m, opts, batch = setup
+    x_fake = m["generator"](batch.x_src, pixelda.sample_z(4, cfg.latent_dim, "cpu"))
+    d_before, t_before = _state(m["discriminator"]), _state(m["classifier"])
+    g_before = _state(m["generator"])
+    out = pixelda.g_step(m, opts, batch, x_fake, cfg)
+    assert _same(d_before, _state(m["discriminator"]))  # weights and BN running statistics
+    assert _same(t_before, _state(m["classifier"]))
+    assert not _same(g_before, _state(m["generator"]))
+    assert all(p.requires_grad for p in m.parameters())
+    assert out["content_loss"] > 0
+
+
+def test_full_step_changes_everything_and_reports_finite_losses(setup):
+    cfg, m, opts, batch = setup
+    before = _state(m)
+    out = pixelda.train_step(m, opts, batch, cfg, 0.0)
+    assert set(out) == {"d_loss", "task_loss", "g_loss", "style_loss", "content_loss"}
+    assert all(torch.isfinite(v) for v in out.values())
+    assert not _same(before, _state(m))

@@ -1,0 +1,87 @@
+"""End-to-end runs of train.main on tiny data: determinism, resume, run directory rules."""
+
+import json
+
+import pytest
+import torch
+
+from pixelda import checkpoint, train
+from pixelda.data import to_float
+from pixelda.methods import restore
+
+
+def _losses(run_dir, kinds=("train", "eval")):
+    """metrics.jsonl records without their timings."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.endswith("_s")} for r in records
+            if r["kind"] in kinds]
+
+
+def test_same_seed_same_losses(tmp_path, tiny_args):
+    train.main(tiny_args)
+    other = [*tiny_args[:-1], str(tmp_path / "again")]
+    train.main(other)
+    assert _losses(tmp_path / "run") == _losses(tmp_path / "again")
+    third = [*tiny_args[:-1], str(tmp_path / "seed1"), "--seed", "1"]
+    train.main(third)
+    assert _losses(tmp_path / "run") != _losses(tmp_path / "seed1")
+
+
+@pytest.mark.parametrize("method", ["pixelda", "source-only", "target-only"])
+def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, tiny_args, method):
+    train.main([*tiny_args, "--method", method, "--steps", "6"])
+    out = str(tmp_path / "split")
+    train.main([*tiny_args, "--method", method, "--steps", "3", "--out", out])
+    summary = train.main(["--out", out, "--resume", "--steps", "6", "--no-progress"])
+    assert summary["steps"] == 6
+    # The stopped run also evaluated at its last step (3); training losses must match exactly.
+    assert _losses(tmp_path / "run", ["train"]) == _losses(tmp_path / "split", ["train"])
+    assert len(_losses(tmp_path / "split", ["train"])) == 6
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, tiny_args):
+    train.main(tiny_args)
+    ckpt = checkpoint.load(tmp_path / "run" / "ckpt.pt")
+    assert ckpt["step"] == 4 and ckpt["config"]["image_size"] == 16
+    cfg, info, models = restore(ckpt)
+    _, _, again = restore(checkpoint.load(tmp_path / "run" / "ckpt.pt"))
+    x = to_float(torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8))
+    z = torch.rand(3, cfg.latent_dim) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(models["generator"](x, z), again["generator"](x, z))
+        assert torch.equal(models["classifier"](x), again["classifier"](x))
+    # loadable by plain torch with weights_only=True
+    raw = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)
+    assert isinstance(raw["config"], dict) and raw["format"] == "pixelda-checkpoint"
+
+
+def test_run_directory_is_never_silently_overwritten(tmp_path, tiny_args, capsys):
+    train.main(tiny_args)
+    before = (tmp_path / "run" / "ckpt.pt").read_bytes()
+    with pytest.raises(SystemExit) as e:
+        train.main(tiny_args)
+    assert e.value.code == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (tmp_path / "run" / "ckpt.pt").read_bytes() == before
+    train.main([*tiny_args, "--overwrite", "--seed", "3"])
+    assert (tmp_path / "run" / "ckpt.pt").read_bytes() != before
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, tiny_args, capsys):
+    precious = tmp_path / "run"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(SystemExit):
+        train.main([*tiny_args, "--overwrite"])
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    assert "not a pixelda run directory" in capsys.readouterr().err
+
+
+def test_metrics_and_summary_are_held_out(tmp_path, tiny_args):
+    summary = train.main(tiny_args)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [2, 4]
+    assert summary["target_test_acc"] == evals[-1]["target_test_acc"]
+    for key in ("method", "steps", "wall_s", "target_test_acc", "source_test_acc", "device"):
+        assert key in summary
