@@ -74,7 +74,6 @@ class TrainConfig:
 
 # Named presets: overrides of the defaults above, nothing else.
 PRESETS: dict[str, dict] = {
-    "paper": {},
     "fast": {
         "steps": 3000,
         "eval_every": 500,
@@ -87,6 +86,7 @@ PRESETS: dict[str, dict] = {
         "lr_decay_steps": 1000,
         "lr_decay": 0.9,
     },
+    "paper": {},
 }
 
 
