@@ -118,3 +118,17 @@ def test_real_mnist_and_mnistm_from_shared_data(tmp_path):
     again = load("mnistm", "test", opts)  # from the cache now
     assert torch.equal(again.images, mnistm.images)
     assert len(list(tmp_path.glob("mnistm-test-*.npy"))) == 1
+
+
+def test_usps_from_torchvision_files(tmp_path):
+    import bz2
+
+    rng = np.random.default_rng(0)
+    lines = [f"{label} " + " ".join(f"{i + 1}:{v:.6f}" for i, v in enumerate(rng.uniform(-1, 1, 256)))
+             for label in (1, 5, 10)]  # USPS labels 1..10 stand for digits 0..9
+    (tmp_path / "usps").mkdir()
+    (tmp_path / "usps" / "usps.bz2").write_bytes(bz2.compress("\n".join(lines).encode()))
+    data = load("usps", "train", DataOptions(data_root=str(tmp_path), image_size=16))
+    assert data.images.shape == (3, 1, 16, 16) and data.labels.tolist() == [0, 4, 9]
+    with pytest.raises(UserError, match="usps.t.bz2"):
+        load("usps", "test", DataOptions(data_root=str(tmp_path), image_size=16))
