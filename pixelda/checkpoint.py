@@ -53,6 +53,16 @@ def save(path: str | Path, *, config: dict, data_info: dict, step: int, wall_s: 
     )
 
 
+def load_models(models, state: dict) -> None:
+    """Load save()'s per-model state dicts ({name: state_dict}) into a ModuleDict, strictly.
+
+    ModuleDict.load_state_dict wants flat "name.param" keys, which save() does not write."""
+    if set(state) != set(models.keys()):
+        raise RuntimeError(f"checkpoint models {sorted(state)} != built models {sorted(models)}")
+    for name, module in models.items():
+        module.load_state_dict(state[name])
+
+
 def load(path: str | Path, *, map_location="cpu") -> dict:
     """Read a pixelda checkpoint; anything else gives a one-line UserError."""
     path = Path(path)

@@ -23,7 +23,7 @@ from .rundir import RunDir
 # Flags that may change when a run is resumed; any other must match the checkpoint's config.
 RESUMABLE = {"steps", "eval_every", "sample_every", "log_every", "checkpoint_every", "device",
              "progress", "threads", "data_root", "photos", "cache_dir", "download", "resume",
-             "out"}
+             "out", "max_minutes"}
 
 
 @dataclass
@@ -119,7 +119,8 @@ def config_from_args(argv: list[str] | None) -> tuple[TrainConfig, dict | None]:
             flag = "--" + key.replace("_", "-")
             raise UserError(f"--resume: {flag} {value!r} differs from the run's {stored[key]!r}")
     changed = {k: v for k, v in overrides.items() if k in RESUMABLE}
-    return resolve({**stored, **changed, "resume": True}), ckpt
+    # A run started with --overwrite stores overwrite=True; resuming it must not inherit that.
+    return resolve({**stored, **changed, "resume": True, "overwrite": False}), ckpt
 
 
 def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
@@ -145,7 +146,7 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
                       device=device)
     state = LoopState()
     if ckpt is not None:
-        models.load_state_dict(ckpt["models"])
+        checkpoint.load_models(models, ckpt["models"])
         for name, opt in optimizers.items():
             opt.load_state_dict(ckpt["optimizers"][name])
         batches.load_state_dict(ckpt["batches"])
@@ -181,6 +182,7 @@ def summarize(run: Run, state: LoopState, device: str) -> dict:
         "pixelda_version": __version__,
         "torch_version": torch.__version__,
         "finished": not state.interrupted,
+        "out_of_time": state.out_of_time,
     }
 
 

@@ -8,12 +8,13 @@ whose predictions are the method's answer.
 
 from dataclasses import asdict, dataclass
 
-from . import classifier, pixelda
+from . import classifier, dann, pixelda
 
 METHODS = {
     "pixelda": pixelda,
     "source-only": classifier,
     "target-only": classifier,
+    "dann": dann,
 }
 
 
@@ -46,9 +47,11 @@ def restore(ckpt: dict, *, device="cpu"):
     info = DataInfo(**ckpt["data_info"])
     if cfg.method not in METHODS:
         raise UserError(f"checkpoint: method {cfg.method!r} is not known to this pixelda")
+    from ..checkpoint import load_models
+
     models = METHODS[cfg.method].build(cfg, info)
     try:
-        models.load_state_dict(ckpt["models"])
+        load_models(models, ckpt["models"])
     except (RuntimeError, KeyError) as e:
         raise UserError(f"checkpoint: model weights do not fit its config ({str(e)[:200]})") from None
     return cfg, info, models.to(device).eval()
