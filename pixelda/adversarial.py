@@ -94,6 +94,7 @@ class LoopState:
     train_s: float = 0.0  # training steps only
     last_eval: dict = field(default_factory=dict)
     interrupted: bool = False
+    out_of_time: bool = False  # stopped early by cfg.max_minutes: a finished, shorter run
 
 
 @dataclass
@@ -139,6 +140,11 @@ def write_grid(run: Run, state: LoopState) -> None:
     save_grid(columns, run.rundir.samples / "latest.png")
 
 
+def _out_of_time(cfg, state: LoopState) -> bool:
+    """Has the run (all its resumes) used up its --max-minutes wall-clock budget?"""
+    return cfg.max_minutes > 0 and state.wall_s >= cfg.max_minutes * 60
+
+
 def _postfix(losses: dict, state: LoopState) -> dict:
     post = {k.removesuffix("_loss"): f"{float(v):.3f}" for k, v in losses.items()}
     acc = state.last_eval.get("target_test_acc")
@@ -153,7 +159,8 @@ def fit(run: Run, state: LoopState) -> LoopState:
     bar = tqdm(total=cfg.steps, initial=state.step, desc=cfg.method, disable=not cfg.progress,
                dynamic_ncols=True, unit="step")
     with StopRequest() as stop:
-        while state.step < cfg.steps and not stop.requested:
+        state.out_of_time = _out_of_time(cfg, state)
+        while state.step < cfg.steps and not stop.requested and not state.out_of_time:
             t0 = time.perf_counter()
             for opt in run.opts.values():
                 for group in opt.param_groups:
@@ -166,11 +173,14 @@ def fit(run: Run, state: LoopState) -> LoopState:
             dt = time.perf_counter() - t0
             state.train_s += dt
             state.wall_s += dt
+            # Decided once per step, before the final evaluation and checkpoint it triggers.
+            state.out_of_time = _out_of_time(cfg, state)
+            final = state.step == cfg.steps or state.out_of_time
             t0 = time.perf_counter()
-            _periodic(run, state, losses, final=state.step == cfg.steps)
+            _periodic(run, state, losses, final=final)
             state.wall_s += time.perf_counter() - t0
             bar.update(1)
-            if state.step % 10 == 0 or state.step == cfg.steps:
+            if state.step % 10 == 0 or final:
                 bar.set_postfix(_postfix(losses, state), refresh=False)
         state.interrupted = stop.requested and state.step < cfg.steps
     bar.close()

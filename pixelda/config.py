@@ -36,6 +36,7 @@ class TrainConfig:
     image_size: int = _f(32, "images are resized to this square size (16..128, multiple of 4)")
     # Run
     steps: int = _f(250_000, "training iterations (one D-step and one G-step each)")
+    max_minutes: float = _f(0.0, "wall-clock budget: stop cleanly after M minutes (0: no limit)")
     batch_size: int = _f(32, "source and target images per step (Bousmalis et al. 2017)")
     seed: int = _f(0, "random seed: data order, noise, initialisation")
     device: str = _f("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
@@ -115,6 +116,8 @@ def validate(cfg: TrainConfig) -> None:
                  "checkpoint_every", "lr_decay_steps", "g_width", "d_width"):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name.replace('_', '-')}: expected a positive integer")
+    if cfg.max_minutes < 0:
+        raise UserError(f"--max-minutes: expected >= 0 (0: no limit), got {cfg.max_minutes}")
     if cfg.latent_dim < 0 or cfg.g_blocks < 0 or cfg.threads < 0:
         raise UserError("--latent-dim, --g-blocks and --threads must be >= 0")
     if not 0.0 <= cfg.d_dropout < 1.0:

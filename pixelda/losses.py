@@ -41,3 +41,12 @@ def masked_pmse(
     d = d.flatten(1)
     k = d.size(1)
     return (d.pow(2).sum(1) / k - d.sum(1).pow(2) / k**2).mean()
+
+
+def domain_loss(src_logits: torch.Tensor, tgt_logits: torch.Tensor) -> torch.Tensor:
+    """DANN's domain loss: mean binary cross-entropy over all images, source 0, target 1.
+
+    One mean over the pooled batch (Ganin et al. 2016), not PixelDA's sum of two means."""
+    logits = torch.cat([src_logits, tgt_logits])
+    labels = torch.cat([torch.zeros_like(src_logits), torch.ones_like(tgt_logits)])
+    return F.binary_cross_entropy_with_logits(logits, labels)

@@ -176,3 +176,23 @@ class TaskClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, S, S) in [-1, 1] -> (B, num_outputs) logits."""
         return self.head(self.features(x))
+
+
+class DomainClassifier(nn.Module):
+    """DANN's domain classifier on task features: one logit, source (0) vs target (1).
+
+    FC `hidden`, ReLU, FC 1: the MNIST architecture of Ganin et al. 2016 (Fig. 4). It sits
+    behind a gradient reversal layer, which the method applies, not this module.
+    """
+
+    def __init__(self, *, in_features: int, hidden: int = 100):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_features, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, 1),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features: (B, in_features) -> (B,) logits."""
+        return self.net(features).squeeze(1)

@@ -23,7 +23,7 @@ from .rundir import RunDir
 # Flags that may change when a run is resumed; any other must match the checkpoint's config.
 RESUMABLE = {"steps", "eval_every", "sample_every", "log_every", "checkpoint_every", "device",
              "progress", "threads", "data_root", "photos", "cache_dir", "download", "resume",
-             "out"}
+             "out", "max_minutes"}
 
 
 @dataclass
@@ -119,6 +119,7 @@ def config_from_args(argv: list[str] | None) -> tuple[TrainConfig, dict | None]:
             flag = "--" + key.replace("_", "-")
             raise UserError(f"--resume: {flag} {value!r} differs from the run's {stored[key]!r}")
     changed = {k: v for k, v in overrides.items() if k in RESUMABLE}
+    # A run started with --overwrite stores overwrite=True; resuming it must not inherit that.
     return resolve({**stored, **changed, "resume": True, "overwrite": False}), ckpt
 
 
@@ -181,6 +182,7 @@ def summarize(run: Run, state: LoopState, device: str) -> dict:
         "pixelda_version": __version__,
         "torch_version": torch.__version__,
         "finished": not state.interrupted,
+        "out_of_time": state.out_of_time,
     }
 
 

@@ -8,12 +8,13 @@ whose predictions are the method's answer.
 
 from dataclasses import asdict, dataclass
 
-from . import classifier, pixelda
+from . import classifier, dann, pixelda
 
 METHODS = {
     "pixelda": pixelda,
     "source-only": classifier,
     "target-only": classifier,
+    "dann": dann,
 }
 
 

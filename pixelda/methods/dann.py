@@ -1,0 +1,74 @@
+"""DANN (Ganin et al. 2016): the task tower's features feed the label predictor and, through a
+gradient reversal layer, a domain classifier; one update makes the features domain-invariant.
+
+Optimiser: the same Adam and learning-rate staircase as the other methods (pixelda.adam), not
+the paper's SGD with an annealed rate, so the baselines differ only in their losses.
+"""
+
+import itertools
+
+import torch
+from torch import nn
+
+from .. import losses
+from ..adversarial import optimize
+from ..evaluate import predict
+from ..grl import dann_lambda, grad_reverse
+from ..models import DomainClassifier, TaskClassifier
+from . import classifier, pixelda
+
+CLASSIFIER = "classifier"
+grid = classifier.grid
+
+
+def build(cfg, info) -> nn.ModuleDict:
+    tower = TaskClassifier(
+        in_channels=info.channels, image_size=info.image_size, num_outputs=info.num_outputs
+    )
+    return nn.ModuleDict(
+        {
+            "classifier": tower,
+            "domain_classifier": DomainClassifier(in_features=tower.feature_dim),
+        }
+    )
+
+
+def optimizers(m: nn.ModuleDict, cfg) -> dict:
+    # One optimizer: thanks to the reversal layer, features, label predictor and domain
+    # classifier all descend one summed loss in a single step.
+    params = itertools.chain(m["classifier"].parameters(), m["domain_classifier"].parameters())
+    return {"dann": pixelda.adam(params, cfg)}
+
+
+def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dict:
+    """Label loss on source images; domain loss on source and (unlabeled) target images."""
+    lam = cfg.dann_weight * dann_lambda(progress)
+    n_src = batch.x_src.size(0)
+    # The tower has no batch norm, so one pass over both domains equals two separate passes.
+    feats = m["classifier"].features(torch.cat([batch.x_src, batch.x_tgt]))  # (2B, F)
+    task_loss = losses.task_loss(m["classifier"].head(feats[:n_src]), batch.y_src)
+    domain_logits = m["domain_classifier"](grad_reverse(feats, lam))  # (2B,)
+    domain_loss = losses.domain_loss(domain_logits[:n_src], domain_logits[n_src:])
+    optimize(opts["dann"], task_loss + domain_loss, cfg.clip_grad_norm)
+    return {
+        "task_loss": task_loss.detach(),
+        "domain_loss": domain_loss.detach(),
+        "lambda": torch.tensor(lam, dtype=torch.float64),
+    }
+
+
+def domain_accuracy(m: nn.ModuleDict, source, target) -> float:
+    """Balanced accuracy of the domain classifier on held-out images: the mean of its accuracy
+    on source (label 0) and on target (label 1) images, so 0.5 is chance whatever the sizes."""
+    tower = nn.Sequential(m["classifier"].features, m["domain_classifier"])
+    src_acc = (predict(tower, source.images, device=None) < 0).float().mean().item()
+    tgt_acc = (predict(tower, target.images, device=None) > 0).float().mean().item()
+    return (src_acc + tgt_acc) / 2
+
+
+def evaluate(m: nn.ModuleDict, data) -> dict:
+    """The task classifier on held-out test splits, plus `domain_acc` on both test splits."""
+    out = pixelda.evaluate(m, data)
+    if data.source_test is not None and data.target_test is not None:
+        out["domain_acc"] = domain_accuracy(m, data.source_test, data.target_test)
+    return out
