@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import TINY
+from .conftest import TINY
 from torch import nn
 
 from pixelda import checkpoint, losses, train

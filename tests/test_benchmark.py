@@ -4,7 +4,7 @@ import json
 import statistics
 
 import pytest
-from conftest import TINY
+from .conftest import TINY
 
 from pixelda import benchmark, train
 from pixelda.benchmark_report import PAPER
