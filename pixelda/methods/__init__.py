@@ -48,7 +48,9 @@ def restore(ckpt: dict, *, device="cpu"):
         raise UserError(f"checkpoint: method {cfg.method!r} is not known to this pixelda")
     models = METHODS[cfg.method].build(cfg, info)
     try:
-        models.load_state_dict(ckpt["models"])
+        # checkpoint.save stores one state dict per model, keyed by the model's name.
+        for name, module in models.items():
+            module.load_state_dict(ckpt["models"][name])
     except (RuntimeError, KeyError) as e:
         raise UserError(f"checkpoint: model weights do not fit its config ({str(e)[:200]})") from None
     return cfg, info, models.to(device).eval()
