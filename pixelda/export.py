@@ -37,14 +37,14 @@ PREVIEW_VARIANTS = 8
 
 @dataclass
 class ExportConfig:
-    checkpoint: str = _f("", "the trained run's ckpt.pt (required)")
-    out: str = _f("", "folder to write the adapted dataset into (required)")
+    checkpoint: str = _f("", "the trained run's ckpt.pt, required")
+    out: str = _f("", "folder to write the adapted dataset into, required")
     source: str = _f(
         "",
         "labeled images to adapt: mnist, mnistm, usps or folder:PATH "
-        "(default: the source the run trained on)",
+        "(empty: the source the run trained on)",
     )
-    data_root: str = _f("", "folder with mnist/, usps/ ... (default: the run's --data-root)")
+    data_root: str = _f("", "folder with mnist/, usps/ ... (empty: the run's --data-root)")
     variants: int = _f(1, "adapted images per source image, each with its own noise z")
     format: str = _f(
         "imagefolder",
@@ -252,7 +252,7 @@ def write_dataset(plan: Plan, root: Path, writer) -> tuple[dict, list[torch.Tens
         for images, labels, index in adapt_batches(plan):
             writer.write(images, labels, index)
             counts += torch.bincount(labels, minlength=len(plan.classes)) * k
-            kept.update({i: images[j] for j, i in enumerate(index.tolist()) if i in wanted})
+            kept.update({i: images[j].clone() for j, i in enumerate(index.tolist()) if i in wanted})
             bar.update(images.shape[0] * k)
     writer.close()
     rows = sorted(kept, key=lambda i: (int(plan.source.labels[i]), i))
