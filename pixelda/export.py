@@ -21,7 +21,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from tqdm import tqdm
 
 from . import __version__, checkpoint
-from .config import _f, build_parser
+from .config import build_parser, option
 from .data import DataOptions, ImageSet, load, to_float, to_uint8
 from .errors import UserError, cli
 from .methods import DataInfo, restore
@@ -37,26 +37,26 @@ PREVIEW_VARIANTS = 8
 
 @dataclass
 class ExportConfig:
-    checkpoint: str = _f("", "the trained run's ckpt.pt, required")
-    out: str = _f("", "folder to write the adapted dataset into, required")
-    source: str = _f(
+    checkpoint: str = option("", "the trained run's ckpt.pt, required")
+    out: str = option("", "folder to write the adapted dataset into, required")
+    source: str = option(
         "",
         "labeled images to adapt: mnist, mnistm, usps or folder:PATH "
         "(empty: the source the run trained on)",
     )
-    data_root: str = _f("", "folder with mnist/, usps/ ... (empty: the run's --data-root)")
-    variants: int = _f(1, "adapted images per source image, each with its own noise z")
-    format: str = _f(
+    data_root: str = option("", "folder with mnist/, usps/ ... (empty: the run's --data-root)")
+    variants: int = option(1, "adapted images per source image, each with its own noise z")
+    format: str = option(
         "imagefolder",
         "imagefolder (OUT/<class>/<index>_<variant>.png) or npz (OUT/adapted.npz)",
         choices=FORMATS,
     )
-    seed: int = _f(0, "noise seed: same checkpoint, source, seed and batch size, same bytes")
-    limit: int = _f(0, "export N source images spread evenly over the source (0: all)")
-    batch_size: int = _f(256, "source images per generator call (part of the noise recipe)")
-    overwrite: bool = _f(False, "replace an existing export in --out once the new one is done")
-    device: str = _f("cpu", "cpu, cuda, mps or auto", choices=("auto", "cpu", "cuda", "mps"))
-    progress: bool = _f(True, "show a progress bar")
+    seed: int = option(0, "noise seed: same checkpoint, source, seed and batch size, same bytes")
+    limit: int = option(0, "export N source images spread evenly over the source (0: all)")
+    batch_size: int = option(256, "source images per generator call (part of the noise recipe)")
+    overwrite: bool = option(False, "replace an existing export in --out once the new one is done")
+    device: str = option("cpu", "cpu, cuda, mps or auto", choices=("auto", "cpu", "cuda", "mps"))
+    progress: bool = option(True, "show a progress bar")
 
 
 # ---- generator kinds: the one place a method's generator is wrapped for export --------------
