@@ -76,11 +76,13 @@ class TrainConfig:
 
 # Named presets: overrides of the defaults above, nothing else.
 PRESETS: dict[str, dict] = {
+    # Narrower, shallower G and D and a faster learning rate: on 2 CPU cores the held-out MNIST-M
+    # accuracy climbs soonest (README, Performance). 1,200 steps fit ~5 minutes there.
     "fast": {
-        "steps": 3000,
-        "eval_every": 500,
-        "sample_every": 500,
-        "checkpoint_every": 500,
+        "steps": 1200,
+        "eval_every": 300,
+        "sample_every": 300,
+        "checkpoint_every": 300,
         "g_width": 32,
         "g_blocks": 2,
         "d_width": 32,

@@ -18,7 +18,7 @@ def test_every_config_field_has_a_flag_with_its_default_in_help(capsys):
     text = capsys.readouterr().out
     for f in dataclasses.fields(TrainConfig):
         assert "--" + f.name.replace("_", "-") in text
-    assert "fast 3000, paper 250000" in " ".join(text.split())
+    assert "fast 1200, paper 250000" in " ".join(text.split())
 
 
 def test_preset_then_flags_override_defaults():
