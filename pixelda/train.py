@@ -32,6 +32,7 @@ class RunData:
     source_test: ImageSet | None
     target_train: ImageSet | None
     target_test: ImageSet | None
+    options: DataOptions | None = None  # where evaluation may cache what it builds (cgan judge)
 
 
 @dataclass
@@ -89,7 +90,7 @@ def load_data(cfg: TrainConfig) -> RunData:
                 len(split.classes) != len(source_train.classes):
             raise UserError(f"{name} data has {len(split.classes)} classes, the source "
                             f"{len(source_train.classes)}")
-    return RunData(source_train, source_test, target_train, target_test)
+    return RunData(source_train, source_test, target_train, target_test, opts)
 
 
 def fixed_samples(data: RunData, cfg, device) -> Fixed:
@@ -145,7 +146,9 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
                       device=device)
     state = LoopState()
     if ckpt is not None:
-        models.load_state_dict(ckpt["models"])
+        # The checkpoint holds one state dict per model (checkpoint.save), not a flat one.
+        for name, model in models.items():
+            model.load_state_dict(ckpt["models"][name])
         for name, opt in optimizers.items():
             opt.load_state_dict(ckpt["optimizers"][name])
         batches.load_state_dict(ckpt["batches"])

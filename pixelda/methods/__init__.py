@@ -8,12 +8,13 @@ whose predictions are the method's answer.
 
 from dataclasses import asdict, dataclass
 
-from . import classifier, pixelda
+from . import cgan, classifier, pixelda
 
 METHODS = {
     "pixelda": pixelda,
     "source-only": classifier,
     "target-only": classifier,
+    "cgan": cgan,
 }
 
 
@@ -48,7 +49,8 @@ def restore(ckpt: dict, *, device="cpu"):
         raise UserError(f"checkpoint: method {cfg.method!r} is not known to this pixelda")
     models = METHODS[cfg.method].build(cfg, info)
     try:
-        models.load_state_dict(ckpt["models"])
+        for name, model in models.items():
+            model.load_state_dict(ckpt["models"][name])
     except (RuntimeError, KeyError) as e:
         raise UserError(f"checkpoint: model weights do not fit its config ({str(e)[:200]})") from None
     return cfg, info, models.to(device).eval()
