@@ -73,6 +73,8 @@ class TrainConfig:
     dann_weight: float = _f(1.0, "DANN: gradient reversal coefficient times the lambda schedule")
     # Conditional GAN (Mirza & Osindero 2014)
     embed_dim: int = _f(10, "cgan: size of the generator's learned label embedding")
+    ema_decay: float = _f(0.0, "cgan: decay of the generator's weight average used for samples "
+                          "(0: off; Yazici et al. 2019)")
 
 
 # Named presets: overrides of the defaults above, nothing else.
@@ -108,6 +110,7 @@ METHOD_DEFAULTS: dict[str, dict] = {
         "beta1": 0.5,
         "lr_decay": 1.0,
         "clip_grad_norm": 0.0,
+        "ema_decay": 0.999,
         "eval_every": 2000,
         "sample_every": 500,
         "checkpoint_every": 500,
@@ -145,6 +148,8 @@ def validate(cfg: TrainConfig) -> None:
             raise UserError(f"--{name.replace('_', '-')}: expected a positive integer")
     if cfg.latent_dim < 0 or cfg.g_blocks < 0 or cfg.threads < 0:
         raise UserError("--latent-dim, --g-blocks and --threads must be >= 0")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise UserError(f"--ema-decay: expected a number in [0, 1), got {cfg.ema_decay}")
     if not 0.0 <= cfg.d_dropout < 1.0:
         raise UserError(f"--d-dropout: expected a probability in [0, 1), got {cfg.d_dropout}")
     if cfg.resume and cfg.overwrite:

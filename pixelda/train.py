@@ -179,7 +179,7 @@ def summarize(run: Run, state: LoopState, device: str) -> dict:
         "hardware": f"{platform.processor() or platform.machine()}, "
                     f"{torch.get_num_threads()} torch threads",
         "source": cfg.source,
-        "target": cfg.target,
+        "target": None if cfg.method == "cgan" else cfg.target,
         "data_root": cfg.data_root or "embedded",
         "pixelda_version": __version__,
         "torch_version": torch.__version__,

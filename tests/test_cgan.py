@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from pixelda import adversarial, judge, train
+from pixelda import adversarial, checkpoint, judge, train
 from pixelda import data as data_sources
 from pixelda.config import parse_train_args
 from pixelda.data import DataOptions, load
-from pixelda.methods import METHODS, cgan
+from pixelda.methods import METHODS, cgan, restore
 from pixelda.models import ConditionalDiscriminator, ConditionalGenerator
 
 TINY_CGAN = [
@@ -158,6 +158,13 @@ def test_interrupted_and_resumed_run_logs_the_same_losses(tmp_path):
         return [{k: v for k, v in json.loads(x).items() if not k.endswith("_s")} for x in lines]
 
     assert records("straight") == records("resumed")
+    # Both final checkpoints restore to the same generator.
+    labels, z = torch.arange(10), torch.rand(10, 4) * 2 - 1
+    images = [
+        cgan.generate(restore(checkpoint.load(tmp_path / name / "ckpt.pt"))[2], labels, z)
+        for name in ("straight", "resumed")
+    ]
+    assert torch.equal(*images)
 
 
 def test_judge_is_trained_once_then_loaded_from_the_cache(tmp_path, monkeypatch):
@@ -184,3 +191,15 @@ def test_cgan_defaults_apply_under_user_flags_only_for_cgan():
     assert parse_train_args(["--method", "cgan", "--image-size", "32"]).image_size == 32
     assert parse_train_args([]).image_size == 32
     assert METHODS["cgan"] is cgan
+
+
+def test_weight_average_moves_by_one_minus_decay_and_copies_bn_statistics():
+    torch.manual_seed(0)
+    kw = {"num_classes": 10, "out_channels": 1, "image_size": 16, "latent_dim": 4, "width": 8}
+    ema, model = ConditionalGenerator(**kw), ConditionalGenerator(**kw)
+    before = [p.clone() for p in ema.parameters()]
+    model.body[0].running_mean.fill_(0.5)
+    cgan.update_ema(ema, model, 0.9)
+    for b, p_ema, p in zip(before, ema.parameters(), model.parameters()):
+        assert torch.allclose(p_ema, 0.9 * b + 0.1 * p)
+    assert torch.equal(ema.body[0].running_mean, model.body[0].running_mean)

@@ -2,6 +2,8 @@
 (image, label) pairs from generated ones. Trained by the same loop as PixelDA; scored by a
 judge classifier trained on real images (pixelda/judge.py)."""
 
+import copy
+
 import torch
 from torch import nn
 
@@ -21,21 +23,41 @@ def build(cfg, info) -> nn.ModuleDict:
     if info.regression or not info.num_outputs:
         raise ValueError("cgan: needs class labels")
     k, c, size = info.num_outputs, info.channels, info.image_size
-    return nn.ModuleDict(
+    generator = ConditionalGenerator(
+        num_classes=k,
+        out_channels=c,
+        image_size=size,
+        latent_dim=cfg.latent_dim,
+        embed_dim=cfg.embed_dim,
+        width=cfg.g_width,
+    )
+    models = nn.ModuleDict(
         {
-            "generator": ConditionalGenerator(
-                num_classes=k,
-                out_channels=c,
-                image_size=size,
-                latent_dim=cfg.latent_dim,
-                embed_dim=cfg.embed_dim,
-                width=cfg.g_width,
-            ),
+            "generator": generator,
             "discriminator": ConditionalDiscriminator(
                 num_classes=k, in_channels=c, image_size=size, width=cfg.d_width
             ),
         }
     )
+    if cfg.ema_decay > 0:
+        # The samples come from a running average of G's weights: far less noisy than the
+        # last step's G (Yazici et al. 2019). It is saved with the checkpoint, never trained.
+        models["generator_ema"] = copy.deepcopy(generator).requires_grad_(False)
+    return models
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema = decay * ema + (1 - decay) * model for parameters; buffers (BN statistics) copied."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+def sampler(m: nn.ModuleDict) -> nn.Module:
+    """The generator that draws samples: the weight average when there is one."""
+    return m["generator_ema"] if "generator_ema" in m else m["generator"]
 
 
 def optimizers(m: nn.ModuleDict, cfg) -> dict:
@@ -63,14 +85,17 @@ def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dic
     with frozen(m["discriminator"]):
         g_loss = losses.g_loss(m["discriminator"](x_fake, y))
     optimize(opts["g"], g_loss, cfg.clip_grad_norm)
+    if cfg.ema_decay > 0:
+        update_ema(m["generator_ema"], m["generator"], cfg.ema_decay)
     return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
 
 
 @torch.no_grad()
 def generate(m: nn.ModuleDict, labels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """G in eval mode (BN running statistics): labels int64 (N,), z (N, latent_dim) in [-1, 1]
-    -> images (N, C, S, S) in [-1, 1], image i of class labels[i]."""
-    g = m["generator"]
+    """G (its weight average if the run keeps one) in eval mode, BN with running statistics:
+    labels int64 (N,), z (N, latent_dim) in [-1, 1] -> images (N, C, S, S) in [-1, 1], image i
+    of class labels[i]."""
+    g = sampler(m)
     with eval_mode(g):
         return g(z.to(g.fc.weight.device), labels.to(g.fc.weight.device))
 
