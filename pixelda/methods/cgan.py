@@ -46,6 +46,13 @@ def build(cfg, info) -> nn.ModuleDict:
     return models
 
 
+def ema_decay(cfg, progress: float) -> float:
+    """cfg.ema_decay, lower early on so the average soon forgets the random initial weights:
+    min(decay, (1 + n) / (10 + n)) after n steps (tf.train.ExponentialMovingAverage)."""
+    n = round(progress * cfg.steps)
+    return min(cfg.ema_decay, (1 + n) / (10 + n))
+
+
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema = decay * ema + (1 - decay) * model for parameters; buffers (BN statistics) copied."""
@@ -86,7 +93,7 @@ def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dic
         g_loss = losses.g_loss(m["discriminator"](x_fake, y))
     optimize(opts["g"], g_loss, cfg.clip_grad_norm)
     if cfg.ema_decay > 0:
-        update_ema(m["generator_ema"], m["generator"], cfg.ema_decay)
+        update_ema(m["generator_ema"], m["generator"], ema_decay(cfg, progress))
     return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
 
 
