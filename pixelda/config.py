@@ -97,11 +97,12 @@ PRESETS: dict[str, dict] = {
 
 # Method defaults: applied on top of the preset (the presets tune PixelDA), under the user's flags.
 # cgan: a DCGAN-sized model (Radford et al. 2016: Adam lr 2e-4, beta1 0.5, no decay or clipping)
-# at MNIST's own 28x28, sized to reach >= 97% conditional accuracy within 15 CPU minutes.
+# at MNIST's own 28x28. Measured on full MNIST, one CPU thread, ~0.13 s/step: conditional
+# accuracy 69% / 88% / 96% after 500 / 1,000 / 1,500 steps; 4,000 steps fit in 15 minutes.
 METHOD_DEFAULTS: dict[str, dict] = {
     "cgan": {
         "image_size": 28,
-        "steps": 6000,
+        "steps": 4000,
         "batch_size": 64,
         "latent_dim": 100,
         "g_width": 64,
@@ -111,7 +112,7 @@ METHOD_DEFAULTS: dict[str, dict] = {
         "lr_decay": 1.0,
         "clip_grad_norm": 0.0,
         "ema_decay": 0.999,
-        "eval_every": 2000,
+        "eval_every": 1000,
         "sample_every": 500,
         "checkpoint_every": 500,
     },
