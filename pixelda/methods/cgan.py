@@ -9,6 +9,7 @@ from torch import nn
 
 from .. import judge, losses
 from ..adversarial import frozen, optimize
+from ..data import DataOptions
 from ..evaluate import eval_mode, score
 from ..models import ConditionalDiscriminator, ConditionalGenerator
 from .pixelda import adam
@@ -113,7 +114,8 @@ def evaluate(m: nn.ModuleDict, data) -> dict:
     conditional_acc: fraction of generated digits the judge gives the label they were drawn
     for; pred_hist: share of the generated digits the judge puts in each class (a class near
     0 means mode collapse); judge_test_acc: the judge on the real test split."""
-    classifier = judge.load_or_train(data.source_train, data.options.cache)
+    cache = (data.options or DataOptions()).cache  # cache_dir, else PIXELDA_CACHE_DIR or ~/.cache
+    classifier = judge.load_or_train(data.source_train, cache)
     g = m["generator"]
     k = g.num_classes
     labels = torch.arange(k).repeat_interleave(SAMPLES_PER_CLASS)
