@@ -2,7 +2,8 @@
 
 Defaults are the official PixelDA values (tensorflow/models, research/domain_adaptation/
 pixel_domain_adaptation: hparams.py and the README's MNIST-M flags); `--preset fast` overrides the
-ones that make a 2-core CPU reach good accuracy soonest.
+ones that make a 2-core CPU reach good accuracy soonest; METHOD_DEFAULTS holds the conditional
+GAN's own defaults.
 """
 
 import argparse
@@ -72,6 +73,10 @@ class TrainConfig:
     content_weight: float = option(0.0, "weight of the masked PMSE content loss (0 for MNIST-M)")
     # Baselines
     dann_weight: float = option(1.0, "DANN: gradient reversal coefficient times the lambda schedule")
+    # Conditional GAN (Mirza & Osindero 2014)
+    embed_dim: int = option(10, "cgan: size of the generator's learned label embedding")
+    ema_decay: float = option(0.0, "cgan: decay of the generator's weight average used for samples "
+                               "(0: off; Yazici et al. 2019)")
 
 
 # Named presets: overrides of the defaults above, nothing else.
@@ -94,8 +99,34 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# Method defaults: applied on top of the preset (the presets tune PixelDA), under the user's flags.
+# cgan: a DCGAN-sized model (Radford et al. 2016: Adam lr 2e-4, beta1 0.5, no decay or clipping)
+# at MNIST's own 28x28. Measured on full MNIST, one CPU thread, ~0.13 s/step: conditional
+# accuracy 69% / 88% / 96% after 500 / 1,000 / 1,500 steps; 4,000 steps fit in 15 minutes.
+METHOD_DEFAULTS: dict[str, dict] = {
+    "cgan": {
+        "image_size": 28,
+        "steps": 4000,
+        "batch_size": 64,
+        "latent_dim": 100,
+        "g_width": 64,
+        "d_width": 64,
+        "lr": 2e-4,
+        "beta1": 0.5,
+        "lr_decay": 1.0,
+        "clip_grad_norm": 0.0,
+        "ema_decay": 0.999,
+        "eval_every": 1000,
+        "sample_every": 500,
+        "checkpoint_every": 500,
+    },
+}
+
+
 def resolve(overrides: dict) -> TrainConfig:
-    """Defaults, then the preset's overrides, then the user's. Unknown names are a UserError."""
+    """Defaults, then the preset's overrides, then the method's, then the user's.
+
+    Unknown names are a UserError."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - names)
     if unknown:
@@ -103,7 +134,8 @@ def resolve(overrides: dict) -> TrainConfig:
     preset = overrides.get("preset", TrainConfig.preset)
     if preset not in PRESETS:
         raise UserError(f"--preset: unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-    cfg = TrainConfig(**{**PRESETS[preset], **overrides})
+    method = METHOD_DEFAULTS.get(overrides.get("method", TrainConfig.method), {})
+    cfg = TrainConfig(**{**PRESETS[preset], **method, **overrides})
     validate(cfg)
     return cfg
 
@@ -116,13 +148,15 @@ def validate(cfg: TrainConfig) -> None:
     if not (16 <= cfg.image_size <= 128 and cfg.image_size % 4 == 0):
         raise UserError(f"--image-size: expected 16..128 and a multiple of 4, got {cfg.image_size}")
     for name in ("steps", "batch_size", "eval_every", "sample_every", "log_every",
-                 "checkpoint_every", "lr_decay_steps", "g_width", "d_width"):
+                 "checkpoint_every", "lr_decay_steps", "g_width", "d_width", "embed_dim"):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name.replace('_', '-')}: expected a positive integer")
     if cfg.max_minutes < 0:
         raise UserError(f"--max-minutes: expected >= 0 (0: no limit), got {cfg.max_minutes}")
     if cfg.latent_dim < 0 or cfg.g_blocks < 0 or cfg.threads < 0:
         raise UserError("--latent-dim, --g-blocks and --threads must be >= 0")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise UserError(f"--ema-decay: expected a number in [0, 1), got {cfg.ema_decay}")
     if not 0.0 <= cfg.d_dropout < 1.0:
         raise UserError(f"--d-dropout: expected a probability in [0, 1), got {cfg.d_dropout}")
     if cfg.resume and cfg.overwrite:
@@ -131,8 +165,13 @@ def validate(cfg: TrainConfig) -> None:
 
 def _default_text(name: str, default, presets: dict[str, dict]) -> str:
     if not any(name in overrides for overrides in presets.values()):
-        return repr(default)
-    return ", ".join(f"{p} {overrides.get(name, default)!r}" for p, overrides in presets.items())
+        text = repr(default)
+    else:
+        text = ", ".join(f"{p} {o.get(name, default)!r}" for p, o in presets.items())
+    for method, overrides in METHOD_DEFAULTS.items():
+        if name in overrides and presets:
+            text += f"; --method {method}: {overrides[name]!r}"
+    return text
 
 
 def build_parser(

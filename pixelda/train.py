@@ -32,6 +32,7 @@ class RunData:
     source_test: ImageSet | None
     target_train: ImageSet | None
     target_test: ImageSet | None
+    options: DataOptions | None = None  # where evaluation may cache what it builds (cgan judge)
 
 
 @dataclass
@@ -89,7 +90,7 @@ def load_data(cfg: TrainConfig) -> RunData:
                 len(split.classes) != len(source_train.classes):
             raise UserError(f"{name} data has {len(split.classes)} classes, the source "
                             f"{len(source_train.classes)}")
-    return RunData(source_train, source_test, target_train, target_test)
+    return RunData(source_train, source_test, target_train, target_test, opts)
 
 
 def fixed_samples(data: RunData, cfg, device) -> Fixed:
@@ -177,7 +178,7 @@ def summarize(run: Run, state: LoopState, device: str) -> dict:
         "hardware": f"{platform.processor() or platform.machine()}, "
                     f"{torch.get_num_threads()} torch threads",
         "source": cfg.source,
-        "target": cfg.target,
+        "target": None if cfg.method == "cgan" else cfg.target,
         "data_root": cfg.data_root or "embedded",
         "pixelda_version": __version__,
         "torch_version": torch.__version__,

@@ -8,13 +8,14 @@ whose predictions are the method's answer.
 
 from dataclasses import asdict, dataclass
 
-from . import classifier, dann, pixelda
+from . import cgan, classifier, dann, pixelda
 
 METHODS = {
     "pixelda": pixelda,
     "source-only": classifier,
     "target-only": classifier,
     "dann": dann,
+    "cgan": cgan,
 }
 
 
