@@ -25,6 +25,7 @@ from .config import build_parser, option
 from .data import DataOptions, ImageSet, load, to_float, to_uint8
 from .errors import UserError, cli
 from .methods import DataInfo, restore
+from .methods import cgan as cgan_method
 from .methods import pixelda as pixelda_method
 from .plots import grid_image
 from .train import pick_device
@@ -95,8 +96,15 @@ def _pixelda_adapter(models, cfg) -> Adapter:
     return Adapter(latent_dim=cfg.latent_dim, run=run)
 
 
-# method name -> factory(models, train_cfg) -> Adapter. A cGAN adds its entry here.
-ADAPTERS: dict[str, Callable] = {"pixelda": _pixelda_adapter}
+def _cgan_adapter(models, cfg) -> Adapter:
+    # The cGAN ignores the source image: each source label conditions one generated digit,
+    # so the export is a labeled synthetic dataset with the source's class balance.
+    return Adapter(latent_dim=cfg.latent_dim,
+                   run=lambda x_src, y_src, z: cgan_method.generate(models, y_src, z))
+
+
+# method name -> factory(models, train_cfg) -> Adapter.
+ADAPTERS: dict[str, Callable] = {"pixelda": _pixelda_adapter, "cgan": _cgan_adapter}
 
 
 # ---- validation: everything is checked before any folder is created --------------------------

@@ -203,3 +203,18 @@ def test_weight_average_moves_by_one_minus_decay_and_copies_bn_statistics():
     for b, p_ema, p in zip(before, ema.parameters(), model.parameters()):
         assert torch.allclose(p_ema, 0.9 * b + 0.1 * p)
     assert torch.equal(ema.body[0].running_mean, model.body[0].running_mean)
+
+
+def test_export_writes_a_labeled_dataset_from_a_cgan_checkpoint(tmp_path, tiny_args):
+    from pixelda import export
+
+    args = [a if a != "4" else "2" for a in tiny_args]
+    train.main([*args, "--method", "cgan"])
+    out = tmp_path / "synthetic"
+    export.main(["--checkpoint", str(tmp_path / "run" / "ckpt.pt"), "--out", str(out),
+                 "--limit", "20", "--no-progress"])
+    rows = (out / "labels.csv").read_text().splitlines()[1:]
+    assert len(rows) == 20
+    for row in rows:
+        file, label = row.split(",")[:2]
+        assert (out / file).is_file() and file.split("/")[0] == label
