@@ -16,9 +16,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pixelda.batches import Batch  # noqa: E402
-from pixelda.config import resolve  # noqa: E402
-from pixelda.methods import METHODS, DataInfo  # noqa: E402
+from pixelda.batches import Batch
+from pixelda.config import resolve
+from pixelda.methods import METHODS, DataInfo
 
 
 def measure(preset: str, *, steps: int, warmup: int, size: int, device: str, method: str) -> dict:
@@ -29,10 +29,13 @@ def measure(preset: str, *, steps: int, warmup: int, size: int, device: str, met
     models = impl.build(cfg, info).to(device)
     opts = impl.optimizers(models, cfg)
     b = cfg.batch_size
-    batch = Batch(x_src=torch.rand(b, 3, size, size, device=device) * 2 - 1,
-                  y_src=torch.randint(0, 10, (b,), device=device), mask_src=None,
-                  x_tgt=torch.rand(b, 3, size, size, device=device) * 2 - 1,
-                  y_tgt=torch.randint(0, 10, (b,), device=device))
+    batch = Batch(
+        x_src=torch.rand(b, 3, size, size, device=device) * 2 - 1,
+        y_src=torch.randint(0, 10, (b,), device=device),
+        mask_src=None,
+        x_tgt=torch.rand(b, 3, size, size, device=device) * 2 - 1,
+        y_tgt=torch.randint(0, 10, (b,), device=device),
+    )
     for _ in range(warmup):
         impl.train_step(models, opts, batch, cfg, 0.0)
     if device == "cuda":
@@ -44,11 +47,20 @@ def measure(preset: str, *, steps: int, warmup: int, size: int, device: str, met
     if device == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
     params = sum(p.numel() for p in models.parameters())
-    return {"preset": preset, "batch": b, "images_per_s": steps * b / dt, "s_per_step": dt / steps,
-            "peak_mib": peak / 2**20, "params": params}
+    return {
+        "preset": preset,
+        "batch": b,
+        "images_per_s": steps * b / dt,
+        "s_per_step": dt / steps,
+        "peak_mib": peak / 2**20,
+        "params": params,
+    }
 
 
 def main(argv=None) -> None:
@@ -60,15 +72,25 @@ def main(argv=None) -> None:
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args(argv)
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}, device {args.device}, {args.image_size}x{args.image_size}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, device {args.device}, {args.image_size}x{args.image_size}"
+    )
     for preset in args.presets:
-        r = measure(preset, steps=args.steps, warmup=args.warmup, size=args.image_size,
-                    device=args.device, method=args.method)
+        r = measure(
+            preset,
+            steps=args.steps,
+            warmup=args.warmup,
+            size=args.image_size,
+            device=args.device,
+            method=args.method,
+        )
         peak_kind = "GPU" if args.device == "cuda" else "process RSS"
-        print(f"{preset:6s} batch {r['batch']:3d}: {r['images_per_s']:7.1f} source images/s, "
-              f"{r['s_per_step'] * 1000:6.1f} ms/step, {r['params'] / 1e6:.2f}M params, "
-              f"peak {peak_kind} {r['peak_mib']:.0f} MiB")
+        print(
+            f"{preset:6s} batch {r['batch']:3d}: {r['images_per_s']:7.1f} source images/s, "
+            f"{r['s_per_step'] * 1000:6.1f} ms/step, {r['params'] / 1e6:.2f}M params, "
+            f"peak {peak_kind} {r['peak_mib']:.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

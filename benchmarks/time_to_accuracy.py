@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pixelda import train  # noqa: E402
-from pixelda.fileio import atomic_write_bytes  # noqa: E402
+from pixelda import train
+from pixelda.fileio import atomic_write_bytes
 
 
 def plot(points: list[tuple[float, int, float]], path: Path, title: str) -> None:
@@ -27,8 +27,9 @@ def plot(points: list[tuple[float, int, float]], path: Path, title: str) -> None
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([p[0] for p in points], [p[2] * 100 for p in points], marker="o")
-    ax.set(xlabel="training minutes (evaluation excluded)", ylabel="held-out accuracy (%)",
-           title=title)
+    ax.set(
+        xlabel="training minutes (evaluation excluded)", ylabel="held-out accuracy (%)", title=title
+    )
     ax.grid(alpha=0.3)
     buf = io.BytesIO()
     fig.tight_layout()
@@ -39,7 +40,7 @@ def plot(points: list[tuple[float, int, float]], path: Path, title: str) -> None
 
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", default="")
@@ -51,16 +52,31 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    flags = ["--preset", args.preset, "--max-minutes", str(args.minutes), "--steps",
-             str(args.steps), "--eval-every", str(args.eval_every), "--out", str(out / "run"),
-             "--overwrite", "--no-progress", *extra]
+    flags = [
+        "--preset",
+        args.preset,
+        "--max-minutes",
+        str(args.minutes),
+        "--steps",
+        str(args.steps),
+        "--eval-every",
+        str(args.eval_every),
+        "--out",
+        str(out / "run"),
+        "--overwrite",
+        "--no-progress",
+        *extra,
+    ]
     if args.data_root:
         flags += ["--data-root", args.data_root]
     summary = train.main(flags)
     records = [json.loads(line) for line in (out / "run" / "metrics.jsonl").open()]
-    points = [(r["train_s"] / 60, r["step"], r["target_test_acc"]) for r in records
-              if r["kind"] == "eval" and "target_test_acc" in r]
-    print(f"| training minutes | step | held-out target accuracy |\n|---:|---:|---:|")
+    points = [
+        (r["train_s"] / 60, r["step"], r["target_test_acc"])
+        for r in records
+        if r["kind"] == "eval" and "target_test_acc" in r
+    ]
+    print("| training minutes | step | held-out target accuracy |\n|---:|---:|---:|")
     for minutes, step, acc in points:
         print(f"| {minutes:.1f} | {step} | {acc:.2%} |")
     plot(points, out / "time_to_accuracy.png", f"{args.preset} preset, {summary['hardware']}")

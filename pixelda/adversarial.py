@@ -39,8 +39,13 @@ def frozen(*modules: nn.Module):
     tensors stay valid for a backward pass after the block. The official code updates D's BN
     statistics in the D-step only."""
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    originals = [(sub, name, buf) for m in modules for sub in m.modules()
-                 for name, buf in sub._buffers.items() if buf is not None]
+    originals = [
+        (sub, name, buf)
+        for m in modules
+        for sub in m.modules()
+        for name, buf in sub._buffers.items()
+        if buf is not None
+    ]
     for p in params:
         p.requires_grad_(False)
     for sub, name, buf in originals:
@@ -117,20 +122,36 @@ def _check_finite(losses: dict, step: int, rundir) -> None:
         if not math.isfinite(float(value)):
             raise TrainingDiverged(
                 f"step {step}: {name} is {float(value)}; training stopped, the last good "
-                f"checkpoint is kept in {rundir.ckpt}")
+                f"checkpoint is kept in {rundir.ckpt}"
+            )
 
 
 def save_checkpoint(run: Run, state: LoopState) -> None:
-    checkpoint.save(run.rundir.ckpt, config=dataclasses.asdict(run.cfg), data_info=run.info,
-                    step=state.step, wall_s=state.wall_s, train_s=state.train_s,
-                    models=run.models, optimizers=run.opts, batches=run.batches.state_dict())
+    checkpoint.save(
+        run.rundir.ckpt,
+        config=dataclasses.asdict(run.cfg),
+        data_info=run.info,
+        step=state.step,
+        wall_s=state.wall_s,
+        train_s=state.train_s,
+        models=run.models,
+        optimizers=run.opts,
+        batches=run.batches.state_dict(),
+    )
 
 
 def evaluate(run: Run, state: LoopState) -> dict:
     metrics = run.method.evaluate(run.models, run.data)
     state.last_eval = metrics
-    run.rundir.log({"kind": "eval", "step": state.step, "wall_s": round(state.wall_s, 3),
-                    "train_s": round(state.train_s, 3), **metrics})
+    run.rundir.log(
+        {
+            "kind": "eval",
+            "step": state.step,
+            "wall_s": round(state.wall_s, 3),
+            "train_s": round(state.train_s, 3),
+            **metrics,
+        }
+    )
     return metrics
 
 
@@ -156,8 +177,14 @@ def _postfix(losses: dict, state: LoopState) -> dict:
 def fit(run: Run, state: LoopState) -> LoopState:
     """Train from state.step to cfg.steps; evaluate, sample and checkpoint along the way."""
     cfg, rundir = run.cfg, run.rundir
-    bar = tqdm(total=cfg.steps, initial=state.step, desc=cfg.method, disable=not cfg.progress,
-               dynamic_ncols=True, unit="step")
+    bar = tqdm(
+        total=cfg.steps,
+        initial=state.step,
+        desc=cfg.method,
+        disable=not cfg.progress,
+        dynamic_ncols=True,
+        unit="step",
+    )
     with StopRequest() as stop:
         state.out_of_time = _out_of_time(cfg, state)
         while state.step < cfg.steps and not stop.requested and not state.out_of_time:
@@ -165,8 +192,9 @@ def fit(run: Run, state: LoopState) -> LoopState:
             for opt in run.opts.values():
                 for group in opt.param_groups:
                     group["lr"] = learning_rate(cfg, state.step)
-            losses = run.method.train_step(run.models, run.opts, run.batches.next(), cfg,
-                                           state.step / cfg.steps)
+            losses = run.method.train_step(
+                run.models, run.opts, run.batches.next(), cfg, state.step / cfg.steps
+            )
             losses = {k: float(v) for k, v in losses.items()}
             state.step += 1
             _check_finite(losses, state.step, rundir)
@@ -193,8 +221,16 @@ def _periodic(run: Run, state: LoopState, losses: dict, *, final: bool) -> None:
     cfg, step = run.cfg, state.step
     if step % cfg.log_every == 0 or final:
         lr = learning_rate(cfg, step - 1)
-        run.rundir.log({"kind": "train", "step": step, "lr": lr, "wall_s": round(state.wall_s, 3),
-                        "train_s": round(state.train_s, 3), **losses})
+        run.rundir.log(
+            {
+                "kind": "train",
+                "step": step,
+                "lr": lr,
+                "wall_s": round(state.wall_s, 3),
+                "train_s": round(state.train_s, 3),
+                **losses,
+            }
+        )
     if step % cfg.eval_every == 0 or final:
         evaluate(run, state)
     if step % cfg.sample_every == 0 or final:

@@ -67,8 +67,15 @@ class _OnDevice:
 class Batches:
     """Source and target batches drawn independently (unpaired), each from its own stream."""
 
-    def __init__(self, source: ImageSet, target: ImageSet | None, *, batch_size: int, seed: int,
-                 device: torch.device):
+    def __init__(
+        self,
+        source: ImageSet,
+        target: ImageSet | None,
+        *,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+    ):
         self.source = _OnDevice(source, device)
         self.target = None if target is None else _OnDevice(target, device)
         self.streams = {"source": IndexStream(len(source), batch_size, seed)}

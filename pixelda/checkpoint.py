@@ -31,8 +31,18 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(path: str | Path, *, config: dict, data_info: dict, step: int, wall_s: float,
-         train_s: float, models, optimizers: dict, batches: dict) -> None:
+def save(
+    path: str | Path,
+    *,
+    config: dict,
+    data_info: dict,
+    step: int,
+    wall_s: float,
+    train_s: float,
+    models,
+    optimizers: dict,
+    batches: dict,
+) -> None:
     """Write the whole training state to `path` atomically (temporary file, then rename)."""
     atomic_torch_save(
         {
@@ -74,7 +84,9 @@ def load_models(models, states: dict) -> None:
             module.load_state_dict(states[name])
     except (RuntimeError, KeyError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
-        raise UserError(f"checkpoint: model weights do not fit its config ({first[:200]})") from None
+        raise UserError(
+            f"checkpoint: model weights do not fit its config ({first[:200]})"
+        ) from None
 
 
 def load(path: str | Path, *, map_location="cpu") -> dict:
@@ -84,8 +96,18 @@ def load(path: str | Path, *, map_location="cpu") -> dict:
         raise UserError(f"--checkpoint: {path} does not exist")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            OSError, AttributeError, TypeError, KeyError, IndexError) as e:
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        AttributeError,
+        TypeError,
+        KeyError,
+        IndexError,
+    ) as e:
         raise UserError(f"{path}: not a readable pixelda checkpoint ({_reason(e)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path}: not a pixelda checkpoint")

@@ -26,7 +26,9 @@ def option(default, help: str, **meta):
 class TrainConfig:
     # What to train
     method: str = option("pixelda", "what to train", choices=METHODS)
-    preset: str = option("fast", "named set of defaults: fast (2-core CPU) or paper (official code)")
+    preset: str = option(
+        "fast", "named set of defaults: fast (2-core CPU) or paper (official code)"
+    )
     # Data
     source: str = option("mnist", "labeled source data: mnist, mnistm, usps or folder:PATH")
     target: str = option("mnistm", "unlabeled target data: mnistm, mnist, usps or folder:PATH")
@@ -38,11 +40,15 @@ class TrainConfig:
     image_size: int = option(32, "images are resized to this square size (16..128, multiple of 4)")
     # Run
     steps: int = option(250_000, "training iterations (one D-step and one G-step each)")
-    max_minutes: float = option(0.0, "wall-clock budget: stop cleanly after M minutes (0: no limit)")
+    max_minutes: float = option(
+        0.0, "wall-clock budget: stop cleanly after M minutes (0: no limit)"
+    )
     batch_size: int = option(32, "source and target images per step (Bousmalis et al. 2017)")
     seed: int = option(0, "random seed: data order, noise, initialisation")
     device: str = option("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
-    eval_every: int = option(1000, "evaluate on held-out test splits every N steps (and at the end)")
+    eval_every: int = option(
+        1000, "evaluate on held-out test splits every N steps (and at the end)"
+    )
     sample_every: int = option(1000, "write a sample grid every N steps (and at the end)")
     log_every: int = option(50, "append losses to metrics.jsonl every N steps")
     checkpoint_every: int = option(1000, "write ckpt.pt every N steps (and at the end)")
@@ -57,7 +63,9 @@ class TrainConfig:
     g_blocks: int = option(6, "generator residual blocks (official resnet_blocks=6)")
     d_width: int = option(64, "discriminator filters in its first layer (official: 64)")
     d_dropout: float = option(0.1, "discriminator dropout probability (official keep_prob=0.9)")
-    d_noise: float = option(0.2, "std of Gaussian noise after each discriminator layer (official 0.2)")
+    d_noise: float = option(
+        0.2, "std of Gaussian noise after each discriminator layer (official 0.2)"
+    )
     # Optimisation (official hparams.py: Adam, lr 0.001, beta1 0.5, batch 32, clip 5.0)
     lr: float = option(1e-3, "Adam learning rate (official learning_rate=0.001)")
     beta1: float = option(0.5, "Adam beta1 (official adam_beta1=0.5, from DCGAN)")
@@ -72,11 +80,16 @@ class TrainConfig:
     task_in_g_weight: float = option(0.0100959947002, "weight of the task loss in the G-step")
     content_weight: float = option(0.0, "weight of the masked PMSE content loss (0 for MNIST-M)")
     # Baselines
-    dann_weight: float = option(1.0, "DANN: gradient reversal coefficient times the lambda schedule")
+    dann_weight: float = option(
+        1.0, "DANN: gradient reversal coefficient times the lambda schedule"
+    )
     # Conditional GAN (Mirza & Osindero 2014)
     embed_dim: int = option(10, "cgan: size of the generator's learned label embedding")
-    ema_decay: float = option(0.0, "cgan: decay of the generator's weight average used for samples "
-                               "(0: off; Yazici et al. 2019)")
+    ema_decay: float = option(
+        0.0,
+        "cgan: decay of the generator's weight average used for samples "
+        "(0: off; Yazici et al. 2019)",
+    )
 
 
 # Named presets: overrides of the defaults above, nothing else.
@@ -147,8 +160,18 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--device: expected one of {DEVICES}, got {cfg.device!r}")
     if not (16 <= cfg.image_size <= 128 and cfg.image_size % 4 == 0):
         raise UserError(f"--image-size: expected 16..128 and a multiple of 4, got {cfg.image_size}")
-    for name in ("steps", "batch_size", "eval_every", "sample_every", "log_every",
-                 "checkpoint_every", "lr_decay_steps", "g_width", "d_width", "embed_dim"):
+    for name in (
+        "steps",
+        "batch_size",
+        "eval_every",
+        "sample_every",
+        "log_every",
+        "checkpoint_every",
+        "lr_decay_steps",
+        "g_width",
+        "d_width",
+        "embed_dim",
+    ):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name.replace('_', '-')}: expected a positive integer")
     if cfg.max_minutes < 0:
@@ -185,7 +208,7 @@ def build_parser(
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
-        kwargs = dict(default=argparse.SUPPRESS, dest=f.name)
+        kwargs = {"default": argparse.SUPPRESS, "dest": f.name}
         help_text = f"{f.metadata.get('help', '')} (default: {_default_text(f.name, default, presets or {})})"
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction

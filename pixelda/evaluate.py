@@ -43,8 +43,11 @@ def score(model: nn.Module, data: ImageSet, *, device=None) -> dict:
     outputs = predict(model, data.images, device=device)
     if data.labels.dtype.is_floating_point:
         per_output = (outputs - data.labels).pow(2).mean(0).sqrt()
-        return {"rmse": per_output.pow(2).mean().sqrt().item(),
-                "rmse_per_output": per_output.tolist(), "n": len(data)}
+        return {
+            "rmse": per_output.pow(2).mean().sqrt().item(),
+            "rmse_per_output": per_output.tolist(),
+            "n": len(data),
+        }
     return {"acc": (outputs.argmax(1) == data.labels).float().mean().item(), "n": len(data)}
 
 
@@ -55,9 +58,13 @@ def accuracy(model: nn.Module, data: ImageSet, *, device=None) -> float:
 @dataclass
 class EvaluateConfig:
     checkpoint: str = field(default="", metadata={"help": "a pixelda checkpoint (RUN/ckpt.pt)"})
-    data: str = field(default="", metadata={
-        "help": "labeled data to score, as for --target: mnistm, mnist, usps, folder:PATH "
-                "(default: the run's target)"})
+    data: str = field(
+        default="",
+        metadata={
+            "help": "labeled data to score, as for --target: mnistm, mnist, usps, folder:PATH "
+            "(default: the run's target)"
+        },
+    )
     data_root: str = field(default="", metadata={"help": "data root (default: the run's)"})
     photos: str = field(default="", metadata={"help": "MNIST-M photos (default: the run's)"})
     out: str = field(default="", metadata={"help": "also write the result to this JSON file"})
@@ -72,8 +79,11 @@ def main(argv: list[str] | None = None) -> dict:
     from .fileio import atomic_write_json
     from .methods import METHODS, restore
 
-    parser = build_parser(EvaluateConfig, prog="python -m pixelda.evaluate",
-                          description="Score a checkpoint's classifier on labeled data.")
+    parser = build_parser(
+        EvaluateConfig,
+        prog="python -m pixelda.evaluate",
+        description="Score a checkpoint's classifier on labeled data.",
+    )
     cfg = EvaluateConfig(**vars(parser.parse_args(argv)))
     if not cfg.checkpoint:
         raise UserError("--checkpoint: required")
@@ -81,19 +91,28 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError(f"--out: {cfg.out} exists; choose a new file")
     run_cfg, info, models = restore(load_checkpoint(cfg.checkpoint), device=cfg.device)
     spec = cfg.data or run_cfg.target_test or run_cfg.target
-    opts = DataOptions(data_root=cfg.data_root or run_cfg.data_root,
-                       photos=cfg.photos or run_cfg.photos, cache_dir=run_cfg.cache_dir,
-                       image_size=info.image_size)
+    opts = DataOptions(
+        data_root=cfg.data_root or run_cfg.data_root,
+        photos=cfg.photos or run_cfg.photos,
+        cache_dir=run_cfg.cache_dir,
+        image_size=info.image_size,
+    )
     data = load(spec, "eval", opts, channels=info.channels)
     if data is None or data.labels is None:
         raise UserError(f"--data: {spec} has no labels to score against")
-    result = {"checkpoint": cfg.checkpoint, "data": spec, "split": data.name,
-              **score(models[METHODS[run_cfg.method].CLASSIFIER], data, device=cfg.device)}
+    result = {
+        "checkpoint": cfg.checkpoint,
+        "data": spec,
+        "split": data.name,
+        **score(models[METHODS[run_cfg.method].CLASSIFIER], data, device=cfg.device),
+    }
     if cfg.out:
         atomic_write_json(cfg.out, result)
     if "acc" in result:
-        print(f"{spec} ({data.name}, {result['n']} images): accuracy {result['acc']:.2%}",
-              file=sys.stderr)
+        print(
+            f"{spec} ({data.name}, {result['n']} images): accuracy {result['acc']:.2%}",
+            file=sys.stderr,
+        )
     print(json.dumps(result))
     return result
 

@@ -99,8 +99,10 @@ def _pixelda_adapter(models, cfg) -> Adapter:
 def _cgan_adapter(models, cfg) -> Adapter:
     # The cGAN ignores the source image: each source label conditions one generated digit,
     # so the export is a labeled synthetic dataset with the source's class balance.
-    return Adapter(latent_dim=cfg.latent_dim,
-                   run=lambda x_src, y_src, z: cgan_method.generate(models, y_src, z))
+    return Adapter(
+        latent_dim=cfg.latent_dim,
+        run=lambda x_src, y_src, z: cgan_method.generate(models, y_src, z),
+    )
 
 
 # method name -> factory(models, train_cfg) -> Adapter.

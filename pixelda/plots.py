@@ -40,10 +40,12 @@ def save_curves(records: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    loss_keys = sorted({k for r in records if r.get("kind") == "train" for k in r
-                        if k.endswith("_loss")})
-    eval_keys = sorted({k for r in records if r.get("kind") == "eval" for k in r
-                        if k.endswith("_acc")})
+    loss_keys = sorted(
+        {k for r in records if r.get("kind") == "train" for k in r if k.endswith("_loss")}
+    )
+    eval_keys = sorted(
+        {k for r in records if r.get("kind") == "eval" for k in r if k.endswith("_acc")}
+    )
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(11, 4))
     for key in loss_keys:
         pts = [(r["step"], r[key]) for r in records if r.get("kind") == "train" and key in r]

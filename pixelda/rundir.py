@@ -26,11 +26,15 @@ class RunDir:
             if not self.ckpt.is_file():
                 raise UserError(f"--resume: no checkpoint {self.ckpt} to resume from")
         elif nonempty and not overwrite:
-            raise UserError(f"--out: {p} is not empty; pass --resume to continue it or "
-                            f"--overwrite to replace it")
+            raise UserError(
+                f"--out: {p} is not empty; pass --resume to continue it or "
+                f"--overwrite to replace it"
+            )
         elif nonempty and not (p / "config.json").is_file():
-            raise UserError(f"--overwrite: refusing to delete {p}: it holds no config.json, so "
-                            f"it is not a pixelda run directory")
+            raise UserError(
+                f"--overwrite: refusing to delete {p}: it holds no config.json, so "
+                f"it is not a pixelda run directory"
+            )
 
     def create(self, *, overwrite: bool) -> None:
         if overwrite and self.path.is_dir():

@@ -6,14 +6,13 @@ Usage: python -m pixelda.train [--method pixelda] [--data-root ../shared/data] [
 import dataclasses
 import platform
 import sys
-import time
 from dataclasses import dataclass
 
 import torch
 
 from . import __version__, checkpoint
-from .adversarial import LoopState, Run, fit, save_checkpoint
-from .config import TrainConfig, build_parser, PRESETS, resolve
+from .adversarial import LoopState, Run, fit
+from .config import PRESETS, TrainConfig, build_parser, resolve
 from .data import DataOptions, ImageSet, describe, load, to_float
 from .errors import UserError, cli
 from .methods import METHODS, DataInfo
@@ -21,9 +20,23 @@ from .plots import save_curves
 from .rundir import RunDir
 
 # Flags that may change when a run is resumed; any other must match the checkpoint's config.
-RESUMABLE = {"steps", "eval_every", "sample_every", "log_every", "checkpoint_every", "device",
-             "progress", "threads", "data_root", "photos", "cache_dir", "download", "resume",
-             "out", "max_minutes"}
+RESUMABLE = {
+    "steps",
+    "eval_every",
+    "sample_every",
+    "log_every",
+    "checkpoint_every",
+    "device",
+    "progress",
+    "threads",
+    "data_root",
+    "photos",
+    "cache_dir",
+    "download",
+    "resume",
+    "out",
+    "max_minutes",
+}
 
 
 @dataclass
@@ -54,15 +67,21 @@ def pick_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available")
-    if name == "mps" and not (getattr(torch.backends, "mps", None)
-                              and torch.backends.mps.is_available()):
+    if name == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise UserError("--device mps: no MPS device is available")
     return torch.device(name)
 
 
 def data_options(cfg) -> DataOptions:
-    return DataOptions(data_root=cfg.data_root, photos=cfg.photos, download=cfg.download,
-                       cache_dir=cfg.cache_dir, image_size=cfg.image_size)
+    return DataOptions(
+        data_root=cfg.data_root,
+        photos=cfg.photos,
+        download=cfg.download,
+        cache_dir=cfg.cache_dir,
+        image_size=cfg.image_size,
+    )
 
 
 def load_data(cfg: TrainConfig) -> RunData:
@@ -73,8 +92,9 @@ def load_data(cfg: TrainConfig) -> RunData:
     channels = target_train.channels if target_train is not None else None
     source_train = load(cfg.source, "train", opts, channels=channels)
     if source_train.labels is None:
-        raise UserError(f"--source: {cfg.source} has no labels (a labeled source needs class "
-                        f"sub-folders)")
+        raise UserError(
+            f"--source: {cfg.source} has no labels (a labeled source needs class sub-folders)"
+        )
     channels = source_train.channels
     source_test = load(cfg.source, "test", opts, channels=channels)
     target_test = None
@@ -86,17 +106,26 @@ def load_data(cfg: TrainConfig) -> RunData:
         if cfg.method != "target-only":
             target_train = target_train.unlabeled()
     for name, split in (("target test", target_test), ("source test", source_test)):
-        if split is not None and split.labels is not None and split.classes and \
-                len(split.classes) != len(source_train.classes):
-            raise UserError(f"{name} data has {len(split.classes)} classes, the source "
-                            f"{len(source_train.classes)}")
+        if (
+            split is not None
+            and split.labels is not None
+            and split.classes
+            and len(split.classes) != len(source_train.classes)
+        ):
+            raise UserError(
+                f"{name} data has {len(split.classes)} classes, the source "
+                f"{len(source_train.classes)}"
+            )
     return RunData(source_train, source_test, target_train, target_test, opts)
 
 
 def fixed_samples(data: RunData, cfg, device) -> Fixed:
     src = data.source_test if data.source_test is not None else data.source_train
-    idx = [int((src.labels == c).nonzero()[0]) for c in range(src.num_classes or 0)
-           if (src.labels == c).any()][:10] or list(range(min(10, len(src))))
+    idx = [
+        int((src.labels == c).nonzero()[0])
+        for c in range(src.num_classes or 0)
+        if (src.labels == c).any()
+    ][:10] or list(range(min(10, len(src))))
     tgt = data.target_test if data.target_test is not None else data.target_train
     g = torch.Generator().manual_seed(cfg.seed)
     z = [(torch.rand(len(idx), cfg.latent_dim, generator=g) * 2 - 1).to(device) for _ in range(3)]
@@ -106,8 +135,12 @@ def fixed_samples(data: RunData, cfg, device) -> Fixed:
 
 def config_from_args(argv: list[str] | None) -> tuple[TrainConfig, dict | None]:
     """The run's config and, with --resume, its checkpoint (whose config wins)."""
-    parser = build_parser(TrainConfig, prog="python -m pixelda.train",
-                          description="Train PixelDA or a baseline.", presets=PRESETS)
+    parser = build_parser(
+        TrainConfig,
+        prog="python -m pixelda.train",
+        description="Train PixelDA or a baseline.",
+        presets=PRESETS,
+    )
     overrides = vars(parser.parse_args(argv))
     if not overrides.get("resume"):
         return resolve(overrides), None
@@ -130,21 +163,30 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     opts = data_options(cfg)
-    print(f"pixelda {cfg.method}: source {describe(cfg.source, opts)}"
-          + ("" if cfg.method == "cgan" else f" -> target {describe(cfg.target, opts)}")
-          + f"; device {device}", file=sys.stderr, flush=True)
+    print(
+        f"pixelda {cfg.method}: source {describe(cfg.source, opts)}"
+        + ("" if cfg.method == "cgan" else f" -> target {describe(cfg.target, opts)}")
+        + f"; device {device}",
+        file=sys.stderr,
+        flush=True,
+    )
     data = load_data(cfg)
     src = data.source_train
-    info = DataInfo(channels=src.channels, image_size=cfg.image_size,
-                    num_outputs=src.num_classes or src.labels.size(1), classes=src.classes)
+    info = DataInfo(
+        channels=src.channels,
+        image_size=cfg.image_size,
+        num_outputs=src.num_classes or src.labels.size(1),
+        classes=src.classes,
+    )
     torch.manual_seed(cfg.seed)
     method = METHODS[cfg.method]
     models = method.build(cfg, info).to(device)
     optimizers = method.optimizers(models, cfg)
     from .batches import Batches
 
-    batches = Batches(src, data.target_train, batch_size=cfg.batch_size, seed=cfg.seed,
-                      device=device)
+    batches = Batches(
+        src, data.target_train, batch_size=cfg.batch_size, seed=cfg.seed, device=device
+    )
     state = LoopState()
     if ckpt is not None:
         checkpoint.load_models(models, ckpt["models"])
@@ -153,12 +195,24 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
         batches.load_state_dict(ckpt["batches"])
         checkpoint.set_rng_state(ckpt["rng"])
         state = LoopState(step=ckpt["step"], wall_s=ckpt["wall_s"], train_s=ckpt["train_s"])
-    run = Run(cfg=cfg, method=method, models=models, opts=optimizers, batches=batches, data=data,
-              fixed=fixed_samples(data, cfg, device), rundir=RunDir(cfg.out),
-              info=info.to_dict())
-    print(f"data: {len(src)} source train, {len(data.target_train or [])} target train, "
-          f"{len(data.target_test or [])} target test images of {info.channels}x"
-          f"{info.image_size}x{info.image_size}", file=sys.stderr, flush=True)
+    run = Run(
+        cfg=cfg,
+        method=method,
+        models=models,
+        opts=optimizers,
+        batches=batches,
+        data=data,
+        fixed=fixed_samples(data, cfg, device),
+        rundir=RunDir(cfg.out),
+        info=info.to_dict(),
+    )
+    print(
+        f"data: {len(src)} source train, {len(data.target_train or [])} target train, "
+        f"{len(data.target_test or [])} target test images of {info.channels}x"
+        f"{info.image_size}x{info.image_size}",
+        file=sys.stderr,
+        flush=True,
+    )
     return run, state
 
 
@@ -176,7 +230,7 @@ def summarize(run: Run, state: LoopState, device: str) -> dict:
         "metrics": state.last_eval,
         "device": device,
         "hardware": f"{platform.processor() or platform.machine()}, "
-                    f"{torch.get_num_threads()} torch threads",
+        f"{torch.get_num_threads()} torch threads",
         "source": cfg.source,
         "target": None if cfg.method == "cgan" else cfg.target,
         "data_root": cfg.data_root or "embedded",
@@ -207,12 +261,21 @@ def main(argv: list[str] | None = None) -> dict:
 
 def report(summary: dict, state: LoopState, rundir: RunDir) -> None:
     if state.interrupted:
-        print(f"interrupted at step {state.step}; checkpoint saved. Continue with: "
-              f"python -m pixelda.train --out {rundir.path} --resume", file=sys.stderr)
-    parts = [f"{k.removesuffix('_acc').replace('_', ' ')} accuracy {v:.2%}"
-             for k, v in summary["metrics"].items() if k.endswith("_acc")]
-    print(f"step {state.step}: " + (", ".join(parts) or "no labeled test data")
-          + f" (held-out, eval mode); {summary['train_s']:.0f}s training; run in {rundir.path}")
+        print(
+            f"interrupted at step {state.step}; checkpoint saved. Continue with: "
+            f"python -m pixelda.train --out {rundir.path} --resume",
+            file=sys.stderr,
+        )
+    parts = [
+        f"{k.removesuffix('_acc').replace('_', ' ')} accuracy {v:.2%}"
+        for k, v in summary["metrics"].items()
+        if k.endswith("_acc")
+    ]
+    print(
+        f"step {state.step}: "
+        + (", ".join(parts) or "no labeled test data")
+        + f" (held-out, eval mode); {summary['train_s']:.0f}s training; run in {rundir.path}"
+    )
 
 
 if __name__ == "__main__":

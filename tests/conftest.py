@@ -11,9 +11,29 @@ from PIL import Image
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # Small enough for 2 CPU cores: 16x16 images, narrow models, a few steps.
-TINY = ["--image-size", "16", "--batch-size", "4", "--g-width", "8", "--g-blocks", "1",
-        "--d-width", "8", "--steps", "4", "--eval-every", "2", "--sample-every", "2",
-        "--checkpoint-every", "2", "--log-every", "1", "--no-progress"]
+TINY = [
+    "--image-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--g-width",
+    "8",
+    "--g-blocks",
+    "1",
+    "--d-width",
+    "8",
+    "--steps",
+    "4",
+    "--eval-every",
+    "2",
+    "--sample-every",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--log-every",
+    "1",
+    "--no-progress",
+]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -29,8 +49,15 @@ def tiny_args(tmp_path):
     return [*TINY, "--out", str(tmp_path / "run")]
 
 
-def write_image_folder(root: Path, *, classes: int = 3, per_class: int = 4, size: int = 20,
-                       mode: str = "RGB", seed: int = 0) -> Path:
+def write_image_folder(
+    root: Path,
+    *,
+    classes: int = 3,
+    per_class: int = 4,
+    size: int = 20,
+    mode: str = "RGB",
+    seed: int = 0,
+) -> Path:
     """An ImageFolder layout root/<class>/<i>.png of random images, deterministic."""
     rng = np.random.default_rng(seed)
     channels = {"RGB": 3, "L": 1, "RGBA": 4}[mode]
@@ -39,7 +66,8 @@ def write_image_folder(root: Path, *, classes: int = 3, per_class: int = 4, size
         for i in range(per_class):
             pixels = rng.integers(0, 256, size=(size, size, channels), dtype=np.uint8)
             Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode).save(
-                root / f"class{c}" / f"{i}.png")
+                root / f"class{c}" / f"{i}.png"
+            )
     return root
 
 

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from .conftest import TINY
 from torch import nn
 
 from pixelda import checkpoint, losses, train
@@ -15,6 +14,8 @@ from pixelda.batches import Batch
 from pixelda.grl import dann_lambda
 from pixelda.methods import METHODS, DataInfo, dann, restore
 from pixelda.models import DomainClassifier
+
+from .conftest import TINY
 
 ALL = ("source-only", "target-only", "dann", "pixelda")
 TIMING = {"wall_s", "train_s"}

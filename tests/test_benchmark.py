@@ -4,10 +4,11 @@ import json
 import statistics
 
 import pytest
-from .conftest import TINY
 
 from pixelda import benchmark, train
 from pixelda.benchmark_report import PAPER
+
+from .conftest import TINY
 
 # the benchmark sets --steps itself
 TRAIN_FLAGS = [a for i, a in enumerate(TINY) if "--steps" not in TINY[max(0, i - 1) : i + 1]]

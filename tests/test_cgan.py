@@ -211,8 +211,17 @@ def test_export_writes_a_labeled_dataset_from_a_cgan_checkpoint(tmp_path, tiny_a
     args = [a if a != "4" else "2" for a in tiny_args]
     train.main([*args, "--method", "cgan"])
     out = tmp_path / "synthetic"
-    export.main(["--checkpoint", str(tmp_path / "run" / "ckpt.pt"), "--out", str(out),
-                 "--limit", "20", "--no-progress"])
+    export.main(
+        [
+            "--checkpoint",
+            str(tmp_path / "run" / "ckpt.pt"),
+            "--out",
+            str(out),
+            "--limit",
+            "20",
+            "--no-progress",
+        ]
+    )
     rows = (out / "labels.csv").read_text().splitlines()[1:]
     assert len(rows) == 20
     for row in rows:

@@ -40,18 +40,21 @@ def _bad(argv, tmp_path, capsys, expected: str):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("argv,expected", [
-    (["--method", "magic"], "--method"),
-    (["--source", "imagenet"], "unknown dataset 'imagenet'"),
-    (["--target", "folder:/no/such/folder"], "not a folder"),
-    (["--data-root", "/no/such/root"], "--data-root"),
-    (["--image-size", "30"], "--image-size"),
-    (["--image-size", "256"], "--image-size"),
-    (["--steps", "0"], "--steps"),
-    (["--preset", "turbo"], "--preset"),
-    (["--steps", "many"], "--steps"),
-    (["--resume"], "--resume"),
-])
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--method", "magic"], "--method"),
+        (["--source", "imagenet"], "unknown dataset 'imagenet'"),
+        (["--target", "folder:/no/such/folder"], "not a folder"),
+        (["--data-root", "/no/such/root"], "--data-root"),
+        (["--image-size", "30"], "--image-size"),
+        (["--image-size", "256"], "--image-size"),
+        (["--steps", "0"], "--steps"),
+        (["--preset", "turbo"], "--preset"),
+        (["--steps", "many"], "--steps"),
+        (["--resume"], "--resume"),
+    ],
+)
 def test_bad_flags(argv, expected, tmp_path, capsys):
     _bad(argv, tmp_path, capsys, expected)
 
@@ -120,7 +123,15 @@ def test_resume_refuses_changed_model_flags(tmp_path, tiny_args, capsys):
 
 def test_evaluate_scores_a_checkpoint(tmp_path, tiny_args, capsys):
     train.main(tiny_args)
-    result = evaluate.main(["--checkpoint", str(tmp_path / "run" / "ckpt.pt"), "--data", "mnist",
-                            "--out", str(tmp_path / "eval.json")])
+    result = evaluate.main(
+        [
+            "--checkpoint",
+            str(tmp_path / "run" / "ckpt.pt"),
+            "--data",
+            "mnist",
+            "--out",
+            str(tmp_path / "eval.json"),
+        ]
+    )
     assert result["n"] == 1000 and 0 <= result["acc"] <= 1
     assert (tmp_path / "eval.json").is_file()

@@ -107,8 +107,18 @@ def test_real_mnist_and_mnistm_from_shared_data(tmp_path):
     opts = DataOptions(data_root=str(SHARED_DATA), image_size=28, cache_dir=str(tmp_path))
     mnist = load("mnist", "test", opts)
     assert mnist.images.shape == (10000, 1, 28, 28)
-    assert mnist.labels.bincount().tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974,
-                                                1009]
+    assert mnist.labels.bincount().tolist() == [
+        980,
+        1135,
+        1032,
+        1010,
+        982,
+        892,
+        958,
+        1028,
+        974,
+        1009,
+    ]
     mnistm = load("mnistm", "test", opts)
     assert mnistm.images.shape == (10000, 3, 28, 28) and torch.equal(mnistm.labels, mnist.labels)
     ink = mnist.images[:, 0] > 0
@@ -124,8 +134,10 @@ def test_usps_from_torchvision_files(tmp_path):
     import bz2
 
     rng = np.random.default_rng(0)
-    lines = [f"{label} " + " ".join(f"{i + 1}:{v:.6f}" for i, v in enumerate(rng.uniform(-1, 1, 256)))
-             for label in (1, 5, 10)]  # USPS labels 1..10 stand for digits 0..9
+    lines = [
+        f"{label} " + " ".join(f"{i + 1}:{v:.6f}" for i, v in enumerate(rng.uniform(-1, 1, 256)))
+        for label in (1, 5, 10)
+    ]  # USPS labels 1..10 stand for digits 0..9
     (tmp_path / "usps").mkdir()
     (tmp_path / "usps" / "usps.bz2").write_bytes(bz2.compress("\n".join(lines).encode()))
     data = load("usps", "train", DataOptions(data_root=str(tmp_path), image_size=16))

@@ -8,8 +8,9 @@ from pixelda.models import Discriminator, Generator, TaskClassifier
 @pytest.mark.parametrize("channels", [1, 3])
 def test_generator_shape_and_range(size, channels):
     torch.manual_seed(0)
-    g = Generator(in_channels=channels, out_channels=3, image_size=size, latent_dim=10, width=8,
-                  blocks=1)
+    g = Generator(
+        in_channels=channels, out_channels=3, image_size=size, latent_dim=10, width=8, blocks=1
+    )
     out = g(torch.rand(4, channels, size, size) * 2 - 1, torch.rand(4, 10) * 2 - 1)
     assert out.shape == (4, 3, size, size)
     assert out.dtype == torch.float32 and out.min() >= -1 and out.max() <= 1

@@ -23,8 +23,12 @@ def setup():
     info = DataInfo(channels=3, image_size=16, num_outputs=10, classes=[str(i) for i in range(10)])
     m = pixelda.build(cfg, info)
     opts = pixelda.optimizers(m, cfg)
-    batch = Batch(x_src=torch.rand(4, 3, 16, 16) * 2 - 1, y_src=torch.tensor([0, 1, 2, 3]),
-                  mask_src=None, x_tgt=torch.rand(4, 3, 16, 16) * 2 - 1)
+    batch = Batch(
+        x_src=torch.rand(4, 3, 16, 16) * 2 - 1,
+        y_src=torch.tensor([0, 1, 2, 3]),
+        mask_src=None,
+        x_tgt=torch.rand(4, 3, 16, 16) * 2 - 1,
+    )
     return cfg, m, opts, batch
 
 

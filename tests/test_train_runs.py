@@ -13,8 +13,9 @@ from pixelda.methods import restore
 def _losses(run_dir, kinds=("train", "eval")):
     """metrics.jsonl records without their timings."""
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if not k.endswith("_s")} for r in records
-            if r["kind"] in kinds]
+    return [
+        {k: v for k, v in r.items() if not k.endswith("_s")} for r in records if r["kind"] in kinds
+    ]
 
 
 def test_same_seed_same_losses(tmp_path, tiny_args):
@@ -43,7 +44,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, tiny_args):
     train.main(tiny_args)
     ckpt = checkpoint.load(tmp_path / "run" / "ckpt.pt")
     assert ckpt["step"] == 4 and ckpt["config"]["image_size"] == 16
-    cfg, info, models = restore(ckpt)
+    cfg, _info, models = restore(ckpt)
     _, _, again = restore(checkpoint.load(tmp_path / "run" / "ckpt.pt"))
     x = to_float(torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8))
     z = torch.rand(3, cfg.latent_dim) * 2 - 1

@@ -48,18 +48,23 @@ class DataOptions:
             return embedded_photo_files()
         default = self.root / "bsds500" / "images" / "train"
         if not default.is_dir():
-            raise UserError(f"--photos: not given and {default} does not exist (MNIST-M needs "
-                            f"a folder of colour photos, e.g. BSDS500's train images)")
+            raise UserError(
+                f"--photos: not given and {default} does not exist (MNIST-M needs "
+                f"a folder of colour photos, e.g. BSDS500's train images)"
+            )
         return photo_files(default)
 
 
 def _load_native(spec: str, split: str, opts: DataOptions) -> ImageSet | None:
     root = opts.root
     if spec.startswith("folder:"):
-        return load_folder(Path(spec[len("folder:"):]).expanduser(), split, size=opts.image_size)
+        return load_folder(Path(spec[len("folder:") :]).expanduser(), split, size=opts.image_size)
     if spec == "mnist":
-        return load_embedded_mnist(split) if root is None else load_mnist(root, split,
-                                                                          download=opts.download)
+        return (
+            load_embedded_mnist(split)
+            if root is None
+            else load_mnist(root, split, download=opts.download)
+        )
     if spec == "mnistm":
         if root is not None and not opts.photos and find_release(root):
             return load_release(find_release(root), split)
@@ -72,7 +77,9 @@ def _load_native(spec: str, split: str, opts: DataOptions) -> ImageSet | None:
     raise UserError(f"unknown dataset {spec!r}; expected one of {', '.join(NAMES)}")
 
 
-def load(spec: str, split: str, opts: DataOptions, *, channels: int | None = None) -> ImageSet | None:
+def load(
+    spec: str, split: str, opts: DataOptions, *, channels: int | None = None
+) -> ImageSet | None:
     """One split of a dataset, resized to opts.image_size; None if it has none.
 
     split: 'train', 'test', or 'eval' (a dataset given as a test set: the test split, or all

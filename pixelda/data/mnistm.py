@@ -48,8 +48,9 @@ def _cache_key(digits: np.ndarray, photo_files: list[Path], seed: int) -> str:
     return h.hexdigest()[:20]
 
 
-def build_mnistm(mnist: ImageSet, photo_files: list[Path], *, split: str,
-                 cache_dir: Path | None) -> ImageSet:
+def build_mnistm(
+    mnist: ImageSet, photo_files: list[Path], *, split: str, cache_dir: Path | None
+) -> ImageSet:
     """MNIST-M images built from `mnist` (uint8 (N, 1, 28, 28)) with the same labels."""
     digits = mnist.images[:, 0].numpy()
     seed = SPLIT_SEEDS[split]
@@ -92,5 +93,9 @@ def load_release(folder: Path, split: str) -> ImageSet:
         labels.append(int(parts[1]))
     if not images:
         raise UserError(f"{listing}: lists no images")
-    return ImageSet(from_numpy_hwc(np.stack(images)), torch.tensor(labels),
-                    name=f"mnistm-{split}", classes=[str(i) for i in range(10)])
+    return ImageSet(
+        from_numpy_hwc(np.stack(images)),
+        torch.tensor(labels),
+        name=f"mnistm-{split}",
+        classes=[str(i) for i in range(10)],
+    )

@@ -13,9 +13,15 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 # Real colour photographs shipped by scikit-image and scikit-learn (synthetic test patterns,
 # grayscale and microscope images left out).
 EMBEDDED_PHOTOS = {
-    "skimage": ["data/astronaut.png", "data/chelsea.png", "data/coffee.png",
-                "data/hubble_deep_field.jpg", "data/motorcycle_left.png",
-                "data/motorcycle_right.png", "data/rocket.jpg"],
+    "skimage": [
+        "data/astronaut.png",
+        "data/chelsea.png",
+        "data/coffee.png",
+        "data/hubble_deep_field.jpg",
+        "data/motorcycle_left.png",
+        "data/motorcycle_right.png",
+        "data/rocket.jpg",
+    ],
     "sklearn": ["datasets/images/china.jpg", "datasets/images/flower.jpg"],
 }
 
@@ -29,8 +35,10 @@ def embedded_photo_files() -> list[Path]:
         base = Path(spec.origin).parent
         files += [base / n for n in names if (base / n).is_file()]
     if not files:
-        raise UserError("embedded data: no photos found; pip install scikit-image scikit-learn, "
-                        "or pass --photos DIR")
+        raise UserError(
+            "embedded data: no photos found; pip install scikit-image scikit-learn, "
+            "or pass --photos DIR"
+        )
     return files
 
 

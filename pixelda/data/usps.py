@@ -17,12 +17,18 @@ def load_usps(root: Path, split: str, *, download: bool = False) -> ImageSet:
 
     folder = root / "usps"
     if not download and not (folder / _FILES[split]).is_file():
-        raise UserError(f"--data-root: {folder / _FILES[split]} not found (torchvision's USPS "
-                        f"file; add --download when online)")
+        raise UserError(
+            f"--data-root: {folder / _FILES[split]} not found (torchvision's USPS "
+            f"file; add --download when online)"
+        )
     try:
         ds = torchvision.datasets.USPS(str(folder), train=split == "train", download=download)
     except (OSError, ValueError, RuntimeError) as e:
         raise UserError(f"--data-root: cannot read USPS under {folder} ({e})") from None
     labels = torch.as_tensor(np.asarray(ds.targets, dtype=np.int64))
-    return ImageSet(from_numpy_hwc(np.asarray(ds.data, dtype=np.uint8)), labels,
-                    name=f"usps-{split}", classes=[str(i) for i in range(10)])
+    return ImageSet(
+        from_numpy_hwc(np.asarray(ds.data, dtype=np.uint8)),
+        labels,
+        name=f"usps-{split}",
+        classes=[str(i) for i in range(10)],
+    )

@@ -16,8 +16,13 @@ evaluate = pixelda.evaluate
 
 
 def build(cfg, info) -> nn.ModuleDict:
-    return nn.ModuleDict({"classifier": TaskClassifier(
-        in_channels=info.channels, image_size=info.image_size, num_outputs=info.num_outputs)})
+    return nn.ModuleDict(
+        {
+            "classifier": TaskClassifier(
+                in_channels=info.channels, image_size=info.image_size, num_outputs=info.num_outputs
+            )
+        }
+    )
 
 
 def optimizers(m: nn.ModuleDict, cfg) -> dict:

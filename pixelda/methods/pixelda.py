@@ -16,13 +16,28 @@ CLASSIFIER = "classifier"
 
 def build(cfg, info) -> nn.ModuleDict:
     size, c = info.image_size, info.channels
-    return nn.ModuleDict({
-        "generator": Generator(in_channels=c, out_channels=c, image_size=size,
-                               latent_dim=cfg.latent_dim, width=cfg.g_width, blocks=cfg.g_blocks),
-        "discriminator": Discriminator(in_channels=c, image_size=size, width=cfg.d_width,
-                                       dropout=cfg.d_dropout, noise_std=cfg.d_noise),
-        "classifier": TaskClassifier(in_channels=c, image_size=size, num_outputs=info.num_outputs),
-    })
+    return nn.ModuleDict(
+        {
+            "generator": Generator(
+                in_channels=c,
+                out_channels=c,
+                image_size=size,
+                latent_dim=cfg.latent_dim,
+                width=cfg.g_width,
+                blocks=cfg.g_blocks,
+            ),
+            "discriminator": Discriminator(
+                in_channels=c,
+                image_size=size,
+                width=cfg.d_width,
+                dropout=cfg.d_dropout,
+                noise_std=cfg.d_noise,
+            ),
+            "classifier": TaskClassifier(
+                in_channels=c, image_size=size, num_outputs=info.num_outputs
+            ),
+        }
+    )
 
 
 def adam(params, cfg) -> torch.optim.Adam:
@@ -52,8 +67,9 @@ def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dic
 def d_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> dict:
     """D learns real target vs adapted source; T learns labels from source and adapted images
     (the official D-step trains both)."""
-    d_loss = cfg.domain_weight * losses.d_loss(m["discriminator"](batch.x_tgt),
-                                               m["discriminator"](x_fake))
+    d_loss = cfg.domain_weight * losses.d_loss(
+        m["discriminator"](batch.x_tgt), m["discriminator"](x_fake)
+    )
     src_out, fake_out = m["classifier"](torch.cat([batch.x_src, x_fake])).chunk(2)
     task_loss = losses.task_loss(src_out, batch.y_src) + losses.task_loss(fake_out, batch.y_src)
     optimize(opts["d"], d_loss + task_loss, cfg.clip_grad_norm)
@@ -72,8 +88,11 @@ def g_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> di
         content_loss = losses.masked_pmse(x_fake, batch.x_src, batch.mask_src)
         g_loss = g_loss + cfg.content_weight * content_loss
     optimize(opts["g"], g_loss, cfg.clip_grad_norm)
-    return {"g_loss": g_loss.detach(), "style_loss": style_loss.detach(),
-            "content_loss": content_loss.detach()}
+    return {
+        "g_loss": g_loss.detach(),
+        "style_loss": style_loss.detach(),
+        "content_loss": content_loss.detach(),
+    }
 
 
 def evaluate(m: nn.ModuleDict, data) -> dict:
@@ -81,8 +100,9 @@ def evaluate(m: nn.ModuleDict, data) -> dict:
     out = {}
     for prefix, split in (("target_test", data.target_test), ("source_test", data.source_test)):
         if split is not None and split.labels is not None:
-            out.update({f"{prefix}_{k}": v for k, v in score(m[CLASSIFIER], split).items()
-                        if k != "n"})
+            out.update(
+                {f"{prefix}_{k}": v for k, v in score(m[CLASSIFIER], split).items() if k != "n"}
+            )
     return out
 
 
