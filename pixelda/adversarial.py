@@ -168,9 +168,9 @@ def _out_of_time(cfg, state: LoopState) -> bool:
 
 def _postfix(losses: dict, state: LoopState) -> dict:
     post = {k.removesuffix("_loss"): f"{float(v):.3f}" for k, v in losses.items()}
-    acc = state.last_eval.get("target_test_acc")
-    if acc is not None:
-        post["tgt_acc"] = f"{acc:.2%}"
+    for key, short in (("target_test_acc", "tgt_acc"), ("conditional_acc", "cond_acc")):
+        if state.last_eval.get(key) is not None:
+            post[short] = f"{state.last_eval[key]:.2%}"
     return post
 
 
@@ -214,6 +214,8 @@ def fit(run: Run, state: LoopState) -> LoopState:
     bar.close()
     if state.interrupted:
         save_checkpoint(run, state)
+    elif not state.last_eval:  # resumed a finished run: nothing trained, still report
+        evaluate(run, state)
     return state
 
 
