@@ -15,6 +15,7 @@ from .errors import CliParser, UserError
 
 METHODS = ("pixelda", "source-only", "target-only", "dann", "cgan")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+TASKS = ("classification", "regression")
 
 
 def option(default, help: str, **meta):
@@ -28,6 +29,12 @@ class TrainConfig:
     method: str = option("pixelda", "what to train", choices=METHODS)
     preset: str = option(
         "fast", "named set of defaults: fast (2-core CPU) or paper (official code)"
+    )
+    task: str = option(
+        "classification",
+        "classification (class labels, cross-entropy) or regression (K numbers per image from a "
+        "csv: manifest, MSE loss, RMSE reported)",
+        choices=TASKS,
     )
     # Data
     source: str = option("mnist", "labeled source data: mnist, mnistm, usps or folder:PATH")
@@ -156,6 +163,10 @@ def resolve(overrides: dict) -> TrainConfig:
 def validate(cfg: TrainConfig) -> None:
     if cfg.method not in METHODS:
         raise UserError(f"--method: unknown method {cfg.method!r}; expected one of {METHODS}")
+    if cfg.task not in TASKS:
+        raise UserError(f"--task: expected one of {TASKS}, got {cfg.task!r}")
+    if cfg.task == "regression" and cfg.method == "cgan":
+        raise UserError("--task regression: the cgan is conditioned on classes")
     if cfg.device not in DEVICES:
         raise UserError(f"--device: expected one of {DEVICES}, got {cfg.device!r}")
     if not (16 <= cfg.image_size <= 128 and cfg.image_size % 4 == 0):

@@ -91,6 +91,15 @@ def load_data(cfg: TrainConfig) -> RunData:
     target_train = load(cfg.target, "train", opts) if uses_target else None
     channels = target_train.channels if target_train is not None else None
     source_train = load(cfg.source, "train", opts, channels=channels)
+    if source_train.labels is not None:
+        regression = source_train.labels.dtype.is_floating_point
+        if regression and cfg.task != "regression":
+            raise UserError(f"--source: {cfg.source} has numeric targets; pass --task regression")
+        if not regression and cfg.task == "regression":
+            raise UserError(
+                f"--task regression: {cfg.source} has class labels, not numeric "
+                f"targets (use a csv:PATH manifest with columns path,y1,y2,...)"
+            )
     if source_train.labels is None:
         raise UserError(
             f"--source: {cfg.source} has no labels (a labeled source needs class sub-folders)"
@@ -266,10 +275,16 @@ def report(summary: dict, state: LoopState, rundir: RunDir) -> None:
             f"python -m pixelda.train --out {rundir.path} --resume",
             file=sys.stderr,
         )
+    metrics = summary["metrics"].items()
     parts = [
         f"{k.removesuffix('_acc').replace('_', ' ')} accuracy {v:.2%}"
-        for k, v in summary["metrics"].items()
+        for k, v in metrics
         if k.endswith("_acc")
+    ]
+    parts += [
+        f"{k.removesuffix('_rmse').replace('_', ' ')} RMSE {v:.4g}"
+        for k, v in metrics
+        if k.endswith("_rmse")
     ]
     print(
         f"step {state.step}: "

@@ -10,13 +10,14 @@ from pathlib import Path
 from ..errors import UserError
 from .common import ImageSet, conform, to_float, to_uint8
 from .folder import load_folder
+from .manifest import load_csv
 from .mnist import load_embedded_mnist, load_mnist
 from .mnistm import build_mnistm, find_release, load_release
 from .photos import embedded_photo_files, photo_files
 from .usps import load_usps
 
 __all__ = ["DataOptions", "ImageSet", "describe", "load", "to_float", "to_uint8"]
-NAMES = ("mnist", "mnistm", "usps", "folder:PATH")
+NAMES = ("mnist", "mnistm", "usps", "folder:PATH", "csv:PATH")
 
 
 @dataclass
@@ -57,6 +58,8 @@ class DataOptions:
 
 def _load_native(spec: str, split: str, opts: DataOptions) -> ImageSet | None:
     root = opts.root
+    if spec.startswith("csv:"):
+        return load_csv(Path(spec[len("csv:") :]).expanduser(), split, size=opts.image_size)
     if spec.startswith("folder:"):
         return load_folder(Path(spec[len("folder:") :]).expanduser(), split, size=opts.image_size)
     if spec == "mnist":
@@ -85,7 +88,7 @@ def load(
     split: 'train', 'test', or 'eval' (a dataset given as a test set: the test split, or all
     of a folder without train/ and test/ sub-folders).
     With `channels`, images are converted to that many channels (1 or 3)."""
-    if split == "eval" and not spec.startswith("folder:"):
+    if split == "eval" and not spec.startswith(("folder:", "csv:")):
         split = "test"
     data = _load_native(spec, split, opts)
     if data is None:
@@ -95,7 +98,7 @@ def load(
 
 def describe(spec: str, opts: DataOptions) -> str:
     """A few words saying where a dataset comes from, for the run's first line."""
-    if spec.startswith("folder:"):
+    if spec.startswith(("folder:", "csv:")):
         return spec
     if opts.data_root:
         if spec == "mnistm" and not opts.photos and find_release(Path(opts.data_root)):

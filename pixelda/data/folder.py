@@ -62,7 +62,7 @@ def folder_channels(path: Path) -> int:
         raise UserError(f"{path}: cannot read image ({e})") from None
 
 
-def _held_out(files: list[Path], root: Path) -> np.ndarray:
+def held_out(files: list[Path], root: Path) -> np.ndarray:
     """A fixed pseudo-random 10% of files, chosen by a hash of their relative path."""
     keys = [int(hashlib.sha1(str(f.relative_to(root)).encode()).hexdigest()[:8], 16) for f in files]
     return np.array([k % 1000 < TEST_FRACTION * 1000 for k in keys])
@@ -83,7 +83,7 @@ def load_folder(folder: Path, split: str, *, size: int) -> ImageSet | None:
             if split == "test":
                 return None
         else:
-            test = _held_out(files, folder)
+            test = held_out(files, folder)
             keep = test if split == "test" else ~test
             files = [f for f, k in zip(files, keep) if k]
             labels = [l for l, k in zip(labels, keep) if k]
