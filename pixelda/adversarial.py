@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .errors import UserError
-from .plots import save_grid
+from .fileio import atomic_save_png
+from .plots import grid_image
 
 
 def optimize(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float = 0.0) -> None:
@@ -115,6 +116,14 @@ class Run:
     fixed: object
     rundir: object
     info: dict
+    loggers: list = field(default_factory=list)  # experiment trackers (pixelda/loggers.py)
+
+
+def log_record(run: Run, record: dict) -> None:
+    """One record to metrics.jsonl and to every experiment tracker."""
+    run.rundir.log(record)
+    for logger in run.loggers:
+        logger.log(record)
 
 
 def _check_finite(losses: dict, step: int, rundir) -> None:
@@ -143,22 +152,25 @@ def save_checkpoint(run: Run, state: LoopState) -> None:
 def evaluate(run: Run, state: LoopState) -> dict:
     metrics = run.method.evaluate(run.models, run.data)
     state.last_eval = metrics
-    run.rundir.log(
+    log_record(
+        run,
         {
             "kind": "eval",
             "step": state.step,
             "wall_s": round(state.wall_s, 3),
             "train_s": round(state.train_s, 3),
             **metrics,
-        }
+        },
     )
     return metrics
 
 
 def write_grid(run: Run, state: LoopState) -> None:
-    columns = run.method.grid(run.models, run.fixed)
-    save_grid(columns, run.rundir.samples / f"step_{state.step:07d}.png")
-    save_grid(columns, run.rundir.samples / "latest.png")
+    picture = grid_image(run.method.grid(run.models, run.fixed))
+    atomic_save_png(picture, run.rundir.samples / f"step_{state.step:07d}.png")
+    atomic_save_png(picture, run.rundir.samples / "latest.png")
+    for logger in run.loggers:
+        logger.image("samples", picture, state.step)
 
 
 def _out_of_time(cfg, state: LoopState) -> bool:
@@ -223,7 +235,8 @@ def _periodic(run: Run, state: LoopState, losses: dict, *, final: bool) -> None:
     cfg, step = run.cfg, state.step
     if step % cfg.log_every == 0 or final:
         lr = learning_rate(cfg, step - 1)
-        run.rundir.log(
+        log_record(
+            run,
             {
                 "kind": "train",
                 "step": step,
@@ -231,7 +244,7 @@ def _periodic(run: Run, state: LoopState, losses: dict, *, final: bool) -> None:
                 "wall_s": round(state.wall_s, 3),
                 "train_s": round(state.train_s, 3),
                 **losses,
-            }
+            },
         )
     if step % cfg.eval_every == 0 or final:
         evaluate(run, state)

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 from .errors import CliParser, UserError
+from .loggers import logger_names
 
 METHODS = ("pixelda", "source-only", "target-only", "dann", "cgan")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -63,6 +64,11 @@ class TrainConfig:
     resume: bool = option(False, "continue the run in --out from its ckpt.pt")
     overwrite: bool = option(False, "delete a non-empty --out and start afresh")
     progress: bool = option(True, "show a progress bar")
+    logger: str = option(
+        "csv",
+        "experiment trackers, comma-separated: csv, tensorboard, wandb "
+        "(metrics.jsonl and metrics.csv are always written)",
+    )
     threads: int = option(0, "CPU threads for torch (0: torch's default)")
     # Models (Bousmalis et al. 2017, Fig. 2; official hparams.py)
     latent_dim: int = option(10, "noise dimensions z ~ U(-1, 1) (official noise_dims=10)")
@@ -193,6 +199,7 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--ema-decay: expected a number in [0, 1), got {cfg.ema_decay}")
     if not 0.0 <= cfg.d_dropout < 1.0:
         raise UserError(f"--d-dropout: expected a probability in [0, 1), got {cfg.d_dropout}")
+    logger_names(cfg.logger)  # a UserError names an unknown tracker
     if cfg.resume and cfg.overwrite:
         raise UserError("--resume and --overwrite exclude each other")
 

@@ -21,6 +21,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from tqdm import tqdm
 
 from . import __version__, checkpoint
+from .api import ExportModule
 from .config import build_parser, option
 from .data import DataOptions, ImageSet, load, to_float, to_uint8
 from .errors import UserError, cli
@@ -132,7 +133,11 @@ def parse_config(argv: list[str] | None) -> ExportConfig:
         prog="python tools/export_adapted.py",
         description="Write an adapted, labeled dataset from a trained generator.",
     )
-    cfg = ExportConfig(**vars(parser.parse_args(argv)))
+    return check_config(ExportConfig(**vars(parser.parse_args(argv))))
+
+
+def check_config(cfg: ExportConfig) -> ExportConfig:
+    """cfg itself, or a UserError naming the first bad option."""
     for name in ("checkpoint", "out"):
         if not getattr(cfg, name):
             raise UserError(f"--{name} is required")
@@ -203,7 +208,11 @@ def pick_indices(n: int, limit: int) -> torch.Tensor:
 
 
 def make_plan(argv: list[str] | None) -> Plan:
-    cfg = parse_config(argv)
+    return plan_for(parse_config(argv))
+
+
+def plan_for(cfg: ExportConfig) -> Plan:
+    """Everything checked and loaded, nothing written yet."""
     out = Path(cfg.out).expanduser().resolve()
     check_out(out, overwrite=cfg.overwrite)
     device = pick_device(cfg.device)
@@ -325,13 +334,22 @@ def export(plan: Plan) -> dict:
 
 @cli
 def main(argv: list[str] | None = None) -> dict:
-    plan = make_plan(argv)
-    start = time.perf_counter()
+    cfg = parse_config(argv)
     try:
-        meta = export(plan)
+        return export_config(cfg)
     except KeyboardInterrupt:
-        print(f"interrupted: nothing was written to {plan.out}", file=sys.stderr)
+        out = Path(cfg.out).expanduser().resolve()
+        print(f"interrupted: nothing was written to {out}", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def export_config(cfg: ExportConfig) -> dict:
+    """Write the export cfg describes and report it on one line -> its manifest.
+
+    Everything the CLI does; a bad input raises UserError before anything is written."""
+    plan = plan_for(check_config(cfg))
+    start = time.perf_counter()
+    meta = export(plan)
     seconds = time.perf_counter() - start
     print(
         f"wrote {meta['count']} adapted images ({len(plan.indices)} sources x "
@@ -340,6 +358,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     return meta
 
+
+# `pixelda.export(checkpoint, out, **options)` calls this module (pixelda/api.py).
+sys.modules[__name__].__class__ = ExportModule
 
 if __name__ == "__main__":
     main()

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
-from . import __version__, checkpoint
+from . import __version__, checkpoint, loggers
 from .adversarial import LoopState, Run, fit
+from .api import TrainModule
 from .config import PRESETS, TrainConfig, build_parser, resolve
 from .data import DataOptions, ImageSet, describe, load, to_float
 from .errors import UserError, cli
@@ -28,6 +29,7 @@ RESUMABLE = {
     "checkpoint_every",
     "device",
     "progress",
+    "logger",
     "threads",
     "data_root",
     "photos",
@@ -150,7 +152,11 @@ def config_from_args(argv: list[str] | None) -> tuple[TrainConfig, dict | None]:
         description="Train PixelDA or a baseline.",
         presets=PRESETS,
     )
-    overrides = vars(parser.parse_args(argv))
+    return config_from_overrides(vars(parser.parse_args(argv)))
+
+
+def config_from_overrides(overrides: dict) -> tuple[TrainConfig, dict | None]:
+    """As config_from_args, from TrainConfig field names -> values (what the flags set)."""
     if not overrides.get("resume"):
         return resolve(overrides), None
     rundir = RunDir(overrides.get("out", TrainConfig.out))
@@ -252,7 +258,14 @@ def summarize(run: Run, state: LoopState, device: str) -> dict:
 
 @cli
 def main(argv: list[str] | None = None) -> dict:
-    cfg, ckpt = config_from_args(argv)
+    return train_config(*config_from_args(argv))
+
+
+def train_config(cfg: TrainConfig, ckpt: dict | None = None) -> dict:
+    """Train a resolved config (resuming from ckpt when given) -> the run's summary.
+
+    Everything the CLI does; a bad input raises UserError before anything is written."""
+    loggers.require(cfg.logger)
     rundir = RunDir(cfg.out)
     rundir.check(resume=cfg.resume, overwrite=cfg.overwrite)
     run, state = setup(cfg, ckpt)
@@ -260,8 +273,15 @@ def main(argv: list[str] | None = None) -> dict:
     rundir.write_json("config.json", dataclasses.asdict(cfg))
     if ckpt is not None:
         rundir.truncate_metrics(state.step)
-    state = fit(run, state)
-    save_curves(rundir.read_metrics(), rundir.path / "curves.png")
+    run.loggers = loggers.open_loggers(cfg, rundir.path)
+    try:
+        state = fit(run, state)
+    finally:
+        for logger in run.loggers:
+            logger.close()
+    records = rundir.read_metrics()
+    save_curves(records, rundir.path / "curves.png")
+    loggers.write_csv(records, rundir.path / "metrics.csv")
     summary = summarize(run, state, str(next(run.models.parameters()).device))
     rundir.write_json("summary.json", summary)
     report(summary, state, rundir)
@@ -292,6 +312,9 @@ def report(summary: dict, state: LoopState, rundir: RunDir) -> None:
         + f" (held-out, eval mode); {summary['train_s']:.0f}s training; run in {rundir.path}"
     )
 
+
+# `pixelda.train(**overrides)` calls this module (pixelda/api.py); `train.main` stays as it is.
+sys.modules[__name__].__class__ = TrainModule
 
 if __name__ == "__main__":
     main()
