@@ -227,7 +227,9 @@ def build_parser(
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         kwargs = {"default": argparse.SUPPRESS, "dest": f.name}
-        help_text = f"{f.metadata.get('help', '')} (default: {_default_text(f.name, default, presets or {})})"
+        help_text = f.metadata.get("help", "")
+        if "(default:" not in help_text:  # a help text that names its default says it better
+            help_text += f" (default: {_default_text(f.name, default, presets or {})})"
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         else:

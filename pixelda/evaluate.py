@@ -62,13 +62,15 @@ class EvaluateConfig:
         default="",
         metadata={
             "help": "labeled data to score, as for --target: mnistm, mnist, usps, folder:PATH "
-            "(default: the run's target)"
+            "(empty: the run's target)"
         },
     )
-    data_root: str = field(default="", metadata={"help": "data root (default: the run's)"})
-    photos: str = field(default="", metadata={"help": "MNIST-M photos (default: the run's)"})
+    data_root: str = field(default="", metadata={"help": "data root (empty: the run's)"})
+    photos: str = field(default="", metadata={"help": "MNIST-M photos (empty: the run's)"})
     out: str = field(default="", metadata={"help": "also write the result to this JSON file"})
-    device: str = field(default="cpu", metadata={"help": "cpu, cuda or mps"})
+    device: str = field(
+        default="cpu", metadata={"help": "cpu, cuda or mps", "choices": ("cpu", "cuda", "mps")}
+    )
 
 
 @cli

@@ -214,3 +214,23 @@ def test_tensorboard_writes_event_files(tmp_path):
     pytest.importorskip("tensorboard")
     run = pixelda.train(**TINY_OVERRIDES, logger="csv,tensorboard", out=tmp_path / "run")
     assert list((run.path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize(
+    "module,config",
+    [("train", "TrainConfig"), ("evaluate", "EvaluateConfig"), ("export", "ExportConfig")],
+)
+def test_every_entry_point_help_lists_each_flag_once_with_its_default(module, config, capsys):
+    import dataclasses
+    import importlib
+
+    mod = importlib.import_module(f"pixelda.{module}")
+    with pytest.raises(SystemExit) as e:
+        mod.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert e.value.code == 0
+    for f in dataclasses.fields(getattr(mod, config)):
+        flag = "--" + f.name.replace("_", "-")
+        assert f" {flag} " in text or f" {flag}, " in text
+        assert f.metadata.get("help") and " ".join(f.metadata["help"].split()) in text
+    assert text.count("(default:") == len(dataclasses.fields(getattr(mod, config)))
