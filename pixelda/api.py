@@ -183,7 +183,7 @@ class Adapter:
             raise UserError(f"a {self.method} checkpoint has no task classifier")
         model = self.models[self._classifier]
         x = self.prepare(x)
-        with torch.inference_mode(), eval_mode(model):
+        with torch.no_grad(), eval_mode(model):
             return torch.cat([model(part) for part in x.split(batch_size)])
 
     def classify(self, x, batch_size: int = 256):

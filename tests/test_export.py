@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_image_folder
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
 from pixelda import __version__, checkpoint, config, export, writers
 from pixelda.data import DataOptions, load, to_float, to_uint8
 from pixelda.methods import DataInfo, pixelda, restore
+
+from .conftest import write_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 2  # variants in most tests
