@@ -16,6 +16,7 @@ from .errors import CliParser, UserError
 METHODS = ("pixelda", "source-only", "target-only", "dann", "cgan")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TASKS = ("classification", "regression")
+ON_NAN = ("stop", "skip")
 
 
 def option(default, help: str, **meta):
@@ -64,6 +65,11 @@ class TrainConfig:
     overwrite: bool = option(False, "delete a non-empty --out and start afresh")
     progress: bool = option(True, "show a progress bar")
     threads: int = option(0, "CPU threads for torch (0: torch's default)")
+    on_nan: str = option(
+        "stop",
+        "a NaN or Inf loss: stop (keep the last good checkpoint) or skip (undo the step, go on)",
+        choices=ON_NAN,
+    )
     # Models (Bousmalis et al. 2017, Fig. 2; official hparams.py)
     latent_dim: int = option(10, "noise dimensions z ~ U(-1, 1) (official noise_dims=10)")
     g_width: int = option(64, "generator filters (official resnet_filters=64)")
@@ -167,6 +173,8 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--task: expected one of {TASKS}, got {cfg.task!r}")
     if cfg.task == "regression" and cfg.method == "cgan":
         raise UserError("--task regression: the cgan is conditioned on classes")
+    if cfg.on_nan not in ON_NAN:
+        raise UserError(f"--on-nan: expected one of {ON_NAN}, got {cfg.on_nan!r}")
     if cfg.device not in DEVICES:
         raise UserError(f"--device: expected one of {DEVICES}, got {cfg.device!r}")
     if not (16 <= cfg.image_size <= 128 and cfg.image_size % 4 == 0):

@@ -332,6 +332,11 @@ def main(argv: list[str] | None = None) -> dict:
     except KeyboardInterrupt:
         print(f"interrupted: nothing was written to {plan.out}", file=sys.stderr)
         raise SystemExit(130) from None
+    except OSError as e:  # disk full, permission denied: the staging folder is already gone
+        raise UserError(
+            f"--out: cannot write {e.filename or plan.out}: {e.strerror or e}; "
+            f"{plan.out} was left as it was"
+        ) from None
     seconds = time.perf_counter() - start
     print(
         f"wrote {meta['count']} adapted images ({len(plan.indices)} sources x "

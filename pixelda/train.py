@@ -36,6 +36,7 @@ RESUMABLE = {
     "resume",
     "out",
     "max_minutes",
+    "on_nan",
 }
 
 
@@ -203,7 +204,12 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
             opt.load_state_dict(ckpt["optimizers"][name])
         batches.load_state_dict(ckpt["batches"])
         checkpoint.set_rng_state(ckpt["rng"])
-        state = LoopState(step=ckpt["step"], wall_s=ckpt["wall_s"], train_s=ckpt["train_s"])
+        state = LoopState(
+            step=ckpt["step"],
+            wall_s=ckpt["wall_s"],
+            train_s=ckpt["train_s"],
+            skipped_steps=ckpt.get("skipped_steps", 0),
+        )
     run = Run(
         cfg=cfg,
         method=method,
@@ -245,6 +251,7 @@ def summarize(run: Run, state: LoopState, device: str) -> dict:
         "data_root": cfg.data_root or "embedded",
         "pixelda_version": __version__,
         "torch_version": torch.__version__,
+        "skipped_steps": state.skipped_steps,
         "finished": not state.interrupted,
         "out_of_time": state.out_of_time,
     }
@@ -259,7 +266,10 @@ def main(argv: list[str] | None = None) -> dict:
     rundir.create(overwrite=cfg.overwrite)
     rundir.write_json("config.json", dataclasses.asdict(cfg))
     if ckpt is not None:
+        # After a crash: drop records past the checkpoint (and a line cut short), and the
+        # temporary files of writes the crash interrupted.
         rundir.truncate_metrics(state.step)
+        rundir.remove_partial_writes()
     state = fit(run, state)
     save_curves(rundir.read_metrics(), rundir.path / "curves.png")
     summary = summarize(run, state, str(next(run.models.parameters()).device))
@@ -294,4 +304,6 @@ def report(summary: dict, state: LoopState, rundir: RunDir) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Ctrl-C saves a checkpoint and exits 130 (128 + SIGINT, as shells report it), so a script
+    # can tell a stopped run from a finished one; --max-minutes is a finished run (exit 0).
+    raise SystemExit(0 if main()["finished"] else 130)

@@ -16,8 +16,12 @@ from .folder import decode, folder_channels, held_out
 def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
     if not path.is_file():
         raise UserError(f"csv:{path}: no such file")
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if any(cell.strip() for cell in r)]
+    try:
+        # utf-8-sig: spreadsheet programs often start a CSV with a byte-order mark.
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if any(cell.strip() for cell in r)]
+    except (csv.Error, UnicodeDecodeError, OSError) as e:
+        raise UserError(f"csv:{path}: not a readable CSV file ({e})") from None
     if len(rows) < 2 or not rows[0] or rows[0][0].strip() != "path":
         raise UserError(f"{path}:1: expected a header 'path,label' or 'path,y1,y2,...' and rows")
     return [h.strip() for h in rows[0]], rows[1:]
