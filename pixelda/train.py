@@ -139,7 +139,9 @@ def fixed_samples(data: RunData, cfg, device) -> Fixed:
     tgt = data.target_test if data.target_test is not None else data.target_train
     g = torch.Generator().manual_seed(cfg.seed)
     z = [(torch.rand(len(idx), cfg.latent_dim, generator=g) * 2 - 1).to(device) for _ in range(3)]
-    x_tgt = None if tgt is None else to_float(tgt.images[: len(idx)]).to(device)
+    # Cycled when the target has fewer images than the grid has rows.
+    x_tgt = None if tgt is None else to_float(tgt.images[torch.arange(len(idx)) % len(tgt)])
+    x_tgt = None if x_tgt is None else x_tgt.to(device)
     return Fixed(to_float(src.images[idx]).to(device), src.labels[idx].to(device), z, x_tgt)
 
 

@@ -28,9 +28,11 @@ from pixelda.rundir import RunDir
 from .conftest import TINY, write_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
+# One torch thread: the 2 CPU cores are shared, and two threads fighting over them are far slower.
+ARGS = [*TINY, "--threads", "1"]
 # A run long enough to be killed while it trains: a checkpoint and a log line every step.
 CRASH_ARGS = [
-    *TINY,
+    *ARGS,
     "--steps",
     "24",
     "--eval-every",
@@ -41,9 +43,14 @@ CRASH_ARGS = [
     "1",
     "--log-every",
     "1",
-    "--threads",
-    "1",
 ]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> list[str]:
+    """--source and --target flags for a tiny folder of images: faster than the embedded data."""
+    good = _data_folder(tmp_path_factory.mktemp("data") / "good")
+    return ["--source", f"folder:{good}", "--target", f"folder:{good}"]
 
 
 @pytest.fixture(autouse=True)
@@ -106,11 +113,11 @@ def test_a_malicious_checkpoint_never_runs(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> list[dict]:
+def reference(tmp_path_factory, data) -> list[dict]:
     """The train records of an uninterrupted run with CRASH_ARGS."""
     out = tmp_path_factory.mktemp("reference") / "run"
     threads = torch.get_num_threads()
-    train.main([*CRASH_ARGS, "--out", str(out)])
+    train.main([*CRASH_ARGS, *data, "--out", str(out)])
     torch.set_num_threads(threads)
     return _train_records(out)
 
@@ -158,11 +165,11 @@ def _check_after_crash(run: Path) -> dict:
 
 
 def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_losses(
-    tmp_path, reference, capsys
+    tmp_path, reference, data, capsys
 ):
     rng = random.Random(9)
     run, kills, restarts, resumes = tmp_path / "run", [], 0, 0
-    args = [*CRASH_ARGS, "--out", str(run)]
+    args = [*CRASH_ARGS, *data, "--out", str(run)]
     for kill in range(3):
         proc = _start(args)
         _wait_for_lines(
@@ -183,7 +190,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_losses(
                 lambda: train.main(["--out", str(run), "--resume"]), capsys
             )
             assert "--overwrite" in line
-            args, restarts = [*CRASH_ARGS, "--out", str(run), "--overwrite"], restarts + 1
+            args, restarts = [*CRASH_ARGS, *data, "--out", str(run), "--overwrite"], restarts + 1
         else:
             args, resumes = ["--out", str(run), "--resume"], resumes + 1
     summary = train.main([*args, "--no-progress"])
@@ -199,9 +206,11 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_losses(
     )
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_gives_the_uninterrupted_losses(tmp_path, reference):
+def test_ctrl_c_saves_a_checkpoint_and_resume_gives_the_uninterrupted_losses(
+    tmp_path, reference, data
+):
     run = tmp_path / "run"
-    proc = _start([*CRASH_ARGS, "--out", str(run)])
+    proc = _start([*CRASH_ARGS, *data, "--out", str(run)])
     _wait_for_lines(proc, run / "metrics.jsonl", random.Random(3).randint(2, 8))
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -242,21 +251,21 @@ def _poison_step(monkeypatch, at: int, value: float, seen: dict):
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_a_nan_loss_stops_with_one_line_and_keeps_the_last_checkpoint(
-    value, tmp_path, monkeypatch, capsys
+    value, tmp_path, data, monkeypatch, capsys
 ):
     seen, run = {}, tmp_path / "run"
     _poison_step(monkeypatch, 3, value, seen)
-    args = [*TINY, "--checkpoint-every", "1", "--out", str(run)]
+    args = [*ARGS, *data, "--checkpoint-every", "1", "--out", str(run)]
     line = _exits_2_with_one_line(lambda: train.main(args), capsys)
     assert f"step 3: g_loss is {value}" in line and "last good checkpoint" in line
     assert (run / "ckpt.pt").read_bytes() == seen["ckpt"]
     assert checkpoint.load(run / "ckpt.pt")["step"] == 2
 
 
-def test_on_nan_skip_undoes_the_bad_step_and_goes_on(tmp_path, monkeypatch):
+def test_on_nan_skip_undoes_the_bad_step_and_goes_on(tmp_path, data, monkeypatch):
     seen, run = {}, tmp_path / "run"
     _poison_step(monkeypatch, 3, float("nan"), seen)
-    summary = train.main([*TINY, "--on-nan", "skip", "--out", str(run)])
+    summary = train.main([*ARGS, *data, "--on-nan", "skip", "--out", str(run)])
     assert summary["steps"] == 4 and summary["skipped_steps"] == 1
     records = RunDir(run).read_metrics()
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 4]
@@ -278,10 +287,10 @@ FAILURES = [
 
 @pytest.mark.parametrize("failure", FAILURES, ids=["disk-full", "permission"])
 def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_old_one(
-    failure, tmp_path, monkeypatch, capsys
+    failure, tmp_path, data, monkeypatch, capsys
 ):
     run = tmp_path / "run"
-    train.main([*TINY, "--out", str(run)])
+    train.main([*ARGS, *data, "--out", str(run)])
     before = (run / "ckpt.pt").read_bytes()
     real_replace = os.replace
 
@@ -299,9 +308,9 @@ def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_old_one(
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
+def trained(tmp_path_factory, data) -> Path:
     out = tmp_path_factory.mktemp("trained") / "run"
-    train.main([*TINY, "--out", str(out)])
+    train.main([*ARGS, *data, "--out", str(out)])
     return out / "ckpt.pt"
 
 
@@ -416,6 +425,7 @@ FUZZ_DEFAULTS = {
     "--eval-every": "2",
     "--sample-every": "2",
     "--checkpoint-every": "2",
+    "--threads": "1",
 }
 FLAG_VALUES = ["-1", "0", "2", "abc", "1.5", "", "nan", "inf", "1e3", "-0.5", "ünï", "--steps"]
 
