@@ -9,6 +9,7 @@ GAN's own defaults.
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
 from .errors import CliParser, UserError
@@ -193,6 +194,7 @@ def validate(cfg: TrainConfig) -> None:
     ):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name.replace('_', '-')}: expected a positive integer")
+    _validate_numbers(cfg)
     if cfg.max_minutes < 0:
         raise UserError(f"--max-minutes: expected >= 0 (0: no limit), got {cfg.max_minutes}")
     if cfg.latent_dim < 0 or cfg.g_blocks < 0 or cfg.threads < 0:
@@ -203,6 +205,22 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--d-dropout: expected a probability in [0, 1), got {cfg.d_dropout}")
     if cfg.resume and cfg.overwrite:
         raise UserError("--resume and --overwrite exclude each other")
+
+
+def _validate_numbers(cfg: TrainConfig) -> None:
+    """Finite floats, and the optimizer's own ranges, before torch.optim.Adam can object."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"--{f.name.replace('_', '-')}: expected a finite number, got {value}")
+    if cfg.lr <= 0 or cfg.lr_decay <= 0:
+        raise UserError(
+            f"--lr and --lr-decay: expected positive numbers, got {cfg.lr}, {cfg.lr_decay}"
+        )
+    if not 0.0 <= cfg.beta1 < 1.0:
+        raise UserError(f"--beta1: expected a number in [0, 1), got {cfg.beta1}")
+    if cfg.d_noise < 0:
+        raise UserError(f"--d-noise: expected a standard deviation >= 0, got {cfg.d_noise}")
 
 
 def _default_text(name: str, default, presets: dict[str, dict]) -> str:
