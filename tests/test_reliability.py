@@ -552,3 +552,22 @@ def test_fuzzed_flags_and_input_files_work_or_exit_2_with_one_line(tmp_path, mon
         f"or manifests, {FLAG_CASES} random flag sets): {results[0]} ran, {results[2]} refused with a "
         f"one-line error (exit 2), 0 tracebacks, 0 hangs"
     )
+
+
+def test_awkward_image_modes_convert_to_the_right_pixels(tmp_path):
+    """16-bit gray is scaled (not clipped to white); CMYK, palette and RGBA become RGB."""
+    from pixelda.data.folder import decode, folder_channels
+
+    gray = np.array([[0, 257 * 100], [257 * 200, 65535]], dtype=np.uint16)
+    Image.fromarray(gray).save(tmp_path / "16.png")
+    assert folder_channels(tmp_path / "16.png") == 1
+    assert decode(tmp_path / "16.png", 2, 1)[..., 0].tolist() == [[0, 100], [200, 255]]
+    rgb = np.full((4, 4, 3), (200, 40, 10), dtype=np.uint8)
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.tif")
+    Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE).save(
+        tmp_path / "p.png", transparency=1
+    )
+    Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(tmp_path / "rgba.png")
+    for name in ("cmyk.tif", "p.png", "rgba.png"):
+        assert folder_channels(tmp_path / name) == 3
+        assert np.abs(decode(tmp_path / name, 4, 3).astype(int) - rgb).max() <= 2, name
