@@ -200,10 +200,11 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_losses(
     assert not list(run.glob(".*.tmp"))
     steps = [k["ckpt_step"] for k in kills]
     print(
-        f"\nreliability: {len(kills)} runs killed with SIGKILL (checkpoint at steps {steps}; "
-        f"{sum(k['temp_files'] for k in kills)} half-written temporary files left, removed on "
-        f"resume), {resumes + 1} resumed, {restarts} restarted; ckpt.pt always loadable; "
-        f"final losses equal the uninterrupted run's"
+        f"\nreliability: {len(kills)} runs killed with SIGKILL (last checkpoint at steps {steps}; "
+        f"{sum(k['cut_line'] for k in kills)} cut metrics lines, "
+        f"{sum(k['temp_files'] for k in kills)} half-written temporary files), {resumes} resumed "
+        f"from their last checkpoint, {restarts} restarted; ckpt.pt always loadable; a "
+        f"simulated cut line dropped; final losses equal the uninterrupted run's"
     )
 
 
