@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_image_folder
+from .conftest import write_image_folder
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
