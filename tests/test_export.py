@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from .conftest import write_image_folder
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
 from pixelda import __version__, checkpoint, config, export, writers
 from pixelda.data import DataOptions, load, to_float, to_uint8
 from pixelda.methods import DataInfo, pixelda, restore
+
+from .conftest import write_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 2  # variants in most tests
@@ -223,7 +224,8 @@ def test_overwrite_refuses_a_folder_that_is_not_an_export(ckpt, source_dir, tmp_
     assert [p.name for p in (tmp_path / "notes").iterdir()] == ["keep.txt"]
 
 
-@pytest.mark.parametrize("error, code", [(KeyboardInterrupt, 130), (OSError, None)])
+# An OSError (disk full) is a one-line error, exit 2 (tests/test_reliability.py).
+@pytest.mark.parametrize("error, code", [(KeyboardInterrupt, 130), (OSError, 2)])
 @pytest.mark.parametrize("existing", [False, True])
 def test_an_interrupted_export_leaves_out_untouched(
     ckpt, source_dir, tmp_path, monkeypatch, error, code, existing
