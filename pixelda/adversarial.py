@@ -5,6 +5,7 @@ D-step then a G-step. What they share lives here: the loop and the tiny helpers 
 """
 
 import contextlib
+import copy
 import dataclasses
 import math
 import signal
@@ -101,6 +102,7 @@ class LoopState:
     last_eval: dict = field(default_factory=dict)
     interrupted: bool = False
     out_of_time: bool = False  # stopped early by cfg.max_minutes: a finished, shorter run
+    skipped_steps: int = 0  # steps undone by --on-nan skip, over all resumes
 
 
 @dataclass
@@ -126,13 +128,32 @@ def log_record(run: Run, record: dict) -> None:
         logger.log(record)
 
 
-def _check_finite(losses: dict, step: int, rundir) -> None:
-    for name, value in losses.items():
-        if not math.isfinite(float(value)):
-            raise TrainingDiverged(
-                f"step {step}: {name} is {float(value)}; training stopped, the last good "
-                f"checkpoint is kept in {rundir.ckpt}"
-            )
+def _check_finite(losses: dict, step: int, rundir, on_nan: str = "stop") -> bool:
+    """True if every loss is finite. Otherwise, with on_nan "stop", raise before anything of
+    this step is logged or checkpointed, so the last good checkpoint stays as it was."""
+    bad = ", ".join(f"{k} is {v}" for k, v in losses.items() if not math.isfinite(v))
+    if bad and on_nan == "stop":
+        raise TrainingDiverged(
+            f"step {step}: {bad}; training stopped, the last good checkpoint is kept in "
+            f"{rundir.ckpt} (resume with --on-nan skip to skip such steps)"
+        )
+    return not bad
+
+
+def snapshot(run: Run) -> dict:
+    """A copy of the models' and optimizers' state, which --on-nan skip restores after a bad
+    step. Taken before every step, and only then: it costs a copy of the weights and the
+    optimizer state in memory."""
+    return {
+        "models": copy.deepcopy(run.models.state_dict()),
+        "opts": {name: copy.deepcopy(o.state_dict()) for name, o in run.opts.items()},
+    }
+
+
+def restore(run: Run, saved: dict) -> None:
+    run.models.load_state_dict(saved["models"])
+    for name, opt in run.opts.items():
+        opt.load_state_dict(saved["opts"][name])
 
 
 def save_checkpoint(run: Run, state: LoopState) -> None:
@@ -146,6 +167,7 @@ def save_checkpoint(run: Run, state: LoopState) -> None:
         models=run.models,
         optimizers=run.opts,
         batches=run.batches.state_dict(),
+        skipped_steps=state.skipped_steps,
     )
 
 
@@ -204,12 +226,18 @@ def fit(run: Run, state: LoopState) -> LoopState:
             for opt in run.opts.values():
                 for group in opt.param_groups:
                     group["lr"] = learning_rate(cfg, state.step)
+            saved = snapshot(run) if cfg.on_nan == "skip" else None
             losses = run.method.train_step(
                 run.models, run.opts, run.batches.next(), cfg, state.step / cfg.steps
             )
             losses = {k: float(v) for k, v in losses.items()}
             state.step += 1
-            _check_finite(losses, state.step, rundir)
+            if not _check_finite(losses, state.step, rundir, cfg.on_nan):
+                # --on-nan skip: undo the step; its batch is used up and the next step goes on.
+                restore(run, saved)
+                state.skipped_steps += 1
+                rundir.log({"kind": "skipped", "step": state.step, **_as_text(losses)})
+                losses = {}
             dt = time.perf_counter() - t0
             state.train_s += dt
             state.wall_s += dt
@@ -231,9 +259,15 @@ def fit(run: Run, state: LoopState) -> LoopState:
     return state
 
 
+def _as_text(losses: dict) -> dict:
+    """Non-finite values as strings ("nan", "inf"): strict JSON has no NaN."""
+    return {k: v if math.isfinite(v) else str(v) for k, v in losses.items()}
+
+
 def _periodic(run: Run, state: LoopState, losses: dict, *, final: bool) -> None:
+    """Log (unless the step was skipped: no losses), evaluate, sample and checkpoint on schedule."""
     cfg, step = run.cfg, state.step
-    if step % cfg.log_every == 0 or final:
+    if losses and (step % cfg.log_every == 0 or final):
         lr = learning_rate(cfg, step - 1)
         log_record(
             run,

@@ -42,8 +42,11 @@ def save(
     models,
     optimizers: dict,
     batches: dict,
+    skipped_steps: int = 0,
 ) -> None:
-    """Write the whole training state to `path` atomically (temporary file, then rename)."""
+    """Write the whole training state to `path` atomically (temporary file, then rename).
+
+    A failed write (disk full, permission denied) is a UserError; the old file stays whole."""
     atomic_torch_save(
         {
             "format": FORMAT,
@@ -57,6 +60,7 @@ def save(
             "models": {name: m.state_dict() for name, m in models.items()},
             "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
             "batches": batches,
+            "skipped_steps": skipped_steps,
             "rng": rng_state(),
         },
         path,

@@ -9,6 +9,7 @@ GAN's own defaults.
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
 from .errors import CliParser, UserError
@@ -17,6 +18,7 @@ from .loggers import logger_names
 METHODS = ("pixelda", "source-only", "target-only", "dann", "cgan")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TASKS = ("classification", "regression")
+ON_NAN = ("stop", "skip")
 
 
 def option(default, help: str, **meta):
@@ -70,6 +72,11 @@ class TrainConfig:
         "(metrics.jsonl and metrics.csv are always written)",
     )
     threads: int = option(0, "CPU threads for torch (0: torch's default)")
+    on_nan: str = option(
+        "stop",
+        "a NaN or Inf loss: stop (keep the last good checkpoint) or skip (undo the step, go on)",
+        choices=ON_NAN,
+    )
     # Models (Bousmalis et al. 2017, Fig. 2; official hparams.py)
     latent_dim: int = option(10, "noise dimensions z ~ U(-1, 1) (official noise_dims=10)")
     g_width: int = option(64, "generator filters (official resnet_filters=64)")
@@ -173,6 +180,8 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--task: expected one of {TASKS}, got {cfg.task!r}")
     if cfg.task == "regression" and cfg.method == "cgan":
         raise UserError("--task regression: the cgan is conditioned on classes")
+    if cfg.on_nan not in ON_NAN:
+        raise UserError(f"--on-nan: expected one of {ON_NAN}, got {cfg.on_nan!r}")
     if cfg.device not in DEVICES:
         raise UserError(f"--device: expected one of {DEVICES}, got {cfg.device!r}")
     if not (16 <= cfg.image_size <= 128 and cfg.image_size % 4 == 0):
@@ -191,6 +200,7 @@ def validate(cfg: TrainConfig) -> None:
     ):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name.replace('_', '-')}: expected a positive integer")
+    _validate_numbers(cfg)
     if cfg.max_minutes < 0:
         raise UserError(f"--max-minutes: expected >= 0 (0: no limit), got {cfg.max_minutes}")
     if cfg.latent_dim < 0 or cfg.g_blocks < 0 or cfg.threads < 0:
@@ -202,6 +212,22 @@ def validate(cfg: TrainConfig) -> None:
     logger_names(cfg.logger)  # a UserError names an unknown tracker
     if cfg.resume and cfg.overwrite:
         raise UserError("--resume and --overwrite exclude each other")
+
+
+def _validate_numbers(cfg: TrainConfig) -> None:
+    """Finite floats, and the optimizer's own ranges, before torch.optim.Adam can object."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"--{f.name.replace('_', '-')}: expected a finite number, got {value}")
+    if cfg.lr <= 0 or cfg.lr_decay <= 0:
+        raise UserError(
+            f"--lr and --lr-decay: expected positive numbers, got {cfg.lr}, {cfg.lr_decay}"
+        )
+    if not 0.0 <= cfg.beta1 < 1.0:
+        raise UserError(f"--beta1: expected a number in [0, 1), got {cfg.beta1}")
+    if cfg.d_noise < 0:
+        raise UserError(f"--d-noise: expected a standard deviation >= 0, got {cfg.d_noise}")
 
 
 def _default_text(name: str, default, presets: dict[str, dict]) -> str:

@@ -341,6 +341,11 @@ def main(argv: list[str] | None = None) -> dict:
         out = Path(cfg.out).expanduser().resolve()
         print(f"interrupted: nothing was written to {out}", file=sys.stderr)
         raise SystemExit(130) from None
+    except OSError as e:  # disk full, permission denied: the staging folder is already gone
+        out = Path(cfg.out).expanduser()
+        raise UserError(
+            f"--out: cannot write {e.filename or out}: {e.strerror or e}; {out} was left as it was"
+        ) from None
 
 
 def export_config(cfg: ExportConfig) -> dict:

@@ -1,4 +1,7 @@
-"""Atomic file writes: a temporary file beside the target, fsync, then rename."""
+"""Atomic file writes: a temporary file beside the target, fsync, then rename.
+
+A write that fails (disk full, permission denied, ...) raises a UserError naming the file and
+the cause, and leaves the previous file, if any, as it was."""
 
 import io
 import json
@@ -8,19 +11,30 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
+
+
+def write_error(path: str | Path, e: OSError) -> UserError:
+    """A one-line error for a failed write: the path and the system's reason."""
+    return UserError(f"cannot write {path}: {e.strerror or e}")
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` so a crash leaves either the old file or the new one, never half."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise write_error(path, e) from None
         raise
 
 

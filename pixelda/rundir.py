@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from .errors import UserError
-from .fileio import atomic_write_bytes, atomic_write_json
+from .fileio import atomic_write_bytes, atomic_write_json, write_error
 
 
 class RunDir:
@@ -24,7 +24,13 @@ class RunDir:
         nonempty = p.is_dir() and any(p.iterdir())
         if resume:
             if not self.ckpt.is_file():
-                raise UserError(f"--resume: no checkpoint {self.ckpt} to resume from")
+                stopped = (
+                    " (the run stopped before its first checkpoint: start it again "
+                    "with --overwrite)"
+                    if (p / "config.json").is_file()
+                    else ""
+                )
+                raise UserError(f"--resume: no checkpoint {self.ckpt} to resume from{stopped}")
         elif nonempty and not overwrite:
             raise UserError(
                 f"--out: {p} is not empty; pass --resume to continue it or "
@@ -44,10 +50,13 @@ class RunDir:
     def log(self, record: dict) -> None:
         """Append one JSON line in a single write, flushed, so the file holds whole lines."""
         line = json.dumps(record, sort_keys=True) + "\n"
-        with open(self.metrics, "a") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.metrics, "a") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise write_error(self.metrics, e) from None
 
     def read_metrics(self) -> list[dict]:
         if not self.metrics.is_file():
@@ -65,6 +74,12 @@ class RunDir:
         kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
         text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
         atomic_write_bytes(self.metrics, text.encode())
+
+    def remove_partial_writes(self) -> None:
+        """Delete the temporary files (.NAME.XXXX.tmp) of atomic writes a crash cut short."""
+        for folder in (self.path, self.samples):
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
 
     def write_json(self, name: str, obj) -> None:
         atomic_write_json(self.path / name, obj)

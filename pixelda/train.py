@@ -38,6 +38,7 @@ RESUMABLE = {
     "resume",
     "out",
     "max_minutes",
+    "on_nan",
 }
 
 
@@ -140,7 +141,9 @@ def fixed_samples(data: RunData, cfg, device) -> Fixed:
     tgt = data.target_test if data.target_test is not None else data.target_train
     g = torch.Generator().manual_seed(cfg.seed)
     z = [(torch.rand(len(idx), cfg.latent_dim, generator=g) * 2 - 1).to(device) for _ in range(3)]
-    x_tgt = None if tgt is None else to_float(tgt.images[: len(idx)]).to(device)
+    # Cycled when the target has fewer images than the grid has rows.
+    x_tgt = None if tgt is None else to_float(tgt.images[torch.arange(len(idx)) % len(tgt)])
+    x_tgt = None if x_tgt is None else x_tgt.to(device)
     return Fixed(to_float(src.images[idx]).to(device), src.labels[idx].to(device), z, x_tgt)
 
 
@@ -209,7 +212,12 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
             opt.load_state_dict(ckpt["optimizers"][name])
         batches.load_state_dict(ckpt["batches"])
         checkpoint.set_rng_state(ckpt["rng"])
-        state = LoopState(step=ckpt["step"], wall_s=ckpt["wall_s"], train_s=ckpt["train_s"])
+        state = LoopState(
+            step=ckpt["step"],
+            wall_s=ckpt["wall_s"],
+            train_s=ckpt["train_s"],
+            skipped_steps=ckpt.get("skipped_steps", 0),
+        )
     run = Run(
         cfg=cfg,
         method=method,
@@ -251,6 +259,7 @@ def summarize(run: Run, state: LoopState, device: str) -> dict:
         "data_root": cfg.data_root or "embedded",
         "pixelda_version": __version__,
         "torch_version": torch.__version__,
+        "skipped_steps": state.skipped_steps,
         "finished": not state.interrupted,
         "out_of_time": state.out_of_time,
     }
@@ -272,7 +281,10 @@ def train_config(cfg: TrainConfig, ckpt: dict | None = None) -> dict:
     rundir.create(overwrite=cfg.overwrite)
     rundir.write_json("config.json", dataclasses.asdict(cfg))
     if ckpt is not None:
+        # After a crash: drop records past the checkpoint (and a line cut short), and the
+        # temporary files of writes the crash interrupted.
         rundir.truncate_metrics(state.step)
+        rundir.remove_partial_writes()
     run.loggers = loggers.open_loggers(cfg, rundir.path)
     try:
         state = fit(run, state)
@@ -317,4 +329,6 @@ def report(summary: dict, state: LoopState, rundir: RunDir) -> None:
 sys.modules[__name__].__class__ = TrainModule
 
 if __name__ == "__main__":
-    main()
+    # Ctrl-C saves a checkpoint and exits 130 (128 + SIGINT, as shells report it), so a script
+    # can tell a stopped run from a finished one; --max-minutes is a finished run (exit 0).
+    raise SystemExit(0 if main()["finished"] else 130)

@@ -224,7 +224,8 @@ def test_overwrite_refuses_a_folder_that_is_not_an_export(ckpt, source_dir, tmp_
     assert [p.name for p in (tmp_path / "notes").iterdir()] == ["keep.txt"]
 
 
-@pytest.mark.parametrize("error, code", [(KeyboardInterrupt, 130), (OSError, None)])
+# An OSError (disk full) is a one-line error, exit 2 (tests/test_reliability.py).
+@pytest.mark.parametrize("error, code", [(KeyboardInterrupt, 130), (OSError, 2)])
 @pytest.mark.parametrize("existing", [False, True])
 def test_an_interrupted_export_leaves_out_untouched(
     ckpt, source_dir, tmp_path, monkeypatch, error, code, existing
