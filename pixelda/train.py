@@ -132,6 +132,8 @@ def load_data(cfg: TrainConfig) -> RunData:
 
 
 def fixed_samples(data: RunData, cfg, device) -> Fixed:
+    """One source image per class (up to 10), three fixed noise vectors, and target images
+    spread evenly over the target set (a set sorted by class still shows several classes)."""
     src = data.source_test if data.source_test is not None else data.source_train
     idx = [
         int((src.labels == c).nonzero()[0])
@@ -141,9 +143,10 @@ def fixed_samples(data: RunData, cfg, device) -> Fixed:
     tgt = data.target_test if data.target_test is not None else data.target_train
     g = torch.Generator().manual_seed(cfg.seed)
     z = [(torch.rand(len(idx), cfg.latent_dim, generator=g) * 2 - 1).to(device) for _ in range(3)]
-    # Cycled when the target has fewer images than the grid has rows.
-    x_tgt = None if tgt is None else to_float(tgt.images[torch.arange(len(idx)) % len(tgt)])
-    x_tgt = None if x_tgt is None else x_tgt.to(device)
+    x_tgt = None
+    if tgt is not None:  # evenly spaced; repeats when the target has fewer images than rows
+        spread = torch.linspace(0, len(tgt) - 1, len(idx)).round().long()
+        x_tgt = to_float(tgt.images[spread]).to(device)
     return Fixed(to_float(src.images[idx]).to(device), src.labels[idx].to(device), z, x_tgt)
 
 
