@@ -8,7 +8,6 @@ GAN's own defaults.
 
 import argparse
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 
@@ -267,15 +266,16 @@ def build_parser(
     return parser
 
 
-def parse_train_args(argv: list[str] | None) -> TrainConfig:
-    parser = build_parser(
+def train_parser() -> argparse.ArgumentParser:
+    """The flags of `python -m pixelda.train`, one per TrainConfig field."""
+    return build_parser(
         TrainConfig,
         prog="python -m pixelda.train",
         description="Train PixelDA or a baseline.",
         presets=PRESETS,
     )
-    return resolve(vars(parser.parse_args(argv)))
 
 
-def to_json(cfg) -> str:
-    return json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True)
+def parse_train_args(argv: list[str] | None) -> TrainConfig:
+    """argv -> the resolved config (no resume handling: see train.config_from_args)."""
+    return resolve(vars(train_parser().parse_args(argv)))

@@ -13,7 +13,7 @@ import torch
 from . import __version__, checkpoint, loggers
 from .adversarial import LoopState, Run, fit
 from .api import TrainModule
-from .config import PRESETS, TrainConfig, build_parser, resolve
+from .config import TrainConfig, resolve, train_parser
 from .data import DataOptions, ImageSet, describe, load, to_float
 from .errors import UserError, cli
 from .methods import METHODS, DataInfo
@@ -152,13 +152,7 @@ def fixed_samples(data: RunData, cfg, device) -> Fixed:
 
 def config_from_args(argv: list[str] | None) -> tuple[TrainConfig, dict | None]:
     """The run's config and, with --resume, its checkpoint (whose config wins)."""
-    parser = build_parser(
-        TrainConfig,
-        prog="python -m pixelda.train",
-        description="Train PixelDA or a baseline.",
-        presets=PRESETS,
-    )
-    return config_from_overrides(vars(parser.parse_args(argv)))
+    return config_from_overrides(vars(train_parser().parse_args(argv)))
 
 
 def config_from_overrides(overrides: dict) -> tuple[TrainConfig, dict | None]:
