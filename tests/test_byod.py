@@ -194,3 +194,18 @@ def test_pixelda_content_loss_sees_the_alpha_mask(tmp_path, monkeypatch):
     for mask in seen:
         assert mask is not None and mask.shape == (4, 1, 16, 16)
         assert (mask[..., :8] == 1).all() and (mask[..., 8:] == 0).all()
+
+
+def test_csv_splits_share_class_indices_with_mask_column_and_skipping(tmp_path):
+    root = tmp_path / "c"
+    root.mkdir()
+    Image.new("RGB", (8, 8), (5, 5, 5)).save(root / "x.png")
+    lines = ["path,label,mask"] + [f"x.png?{i},a," for i in range(3)]
+    for i in range(30):
+        Image.new("RGB", (8, 8), (i, i, i)).save(root / f"{i}.png")
+        lines.append(f"{i}.png,{'a' if i else 'z'},")
+    (root / "t.csv").write_text("\n".join(lines) + "\n")
+    opts = DataOptions(image_size=8, skip_bad_files=True)
+    splits = [load(f"csv:{root / 't.csv'}", s, opts) for s in ("train", "test")]
+    assert all(s.classes == ["a", "z"] for s in splits)
+    assert sum(len(s) for s in splits) == 30 and sum(int(s.labels.sum()) for s in splits) == 1

@@ -76,17 +76,20 @@ def load_csv(path: Path, split: str, *, size: int, opts: ReadOptions | None = No
     bad = {n: why for n, why in problems if why is not None}
     if bad and not opts.skip_bad_files:
         raise UserError(next(iter(bad.values())))
+    usable = [i for i in range(len(rows)) if i + 2 not in bad]
+    # Class indices from every usable row, so that the train and test splits agree.
+    labels, classes = _targets(header, [rows[i] for i in usable]) if usable else (None, None)
     files = [path.parent / r[0].strip() for r in rows]
     keep = np.ones(len(rows), dtype=bool)
     if split != "eval":
         test = held_out(files, path.parent)
         keep = test if split == "test" else ~test
     skipped = [bad[n] for n, k in zip(range(2, len(rows) + 2), keep) if k and n in bad]
-    good = [i for i, k in enumerate(keep) if k and i + 2 not in bad]
-    if not good and not skipped:
+    chosen = [j for j, i in enumerate(usable) if keep[i]]
+    if not chosen and not skipped:
         raise UserError(f"{path}: no rows left for the {split} split")
-    rows, files = [rows[i] for i in good], [files[i] for i in good]
-    labels, classes = _targets(header, rows) if rows else (None, None)
+    rows, files = [rows[usable[j]] for j in chosen], [files[usable[j]] for j in chosen]
+    labels = None if labels is None else labels[torch.tensor(chosen, dtype=torch.int64)]
     mask_files = None
     if header[-1] == "mask":
         mask_files = [path.parent / r[-1].strip() if r[-1].strip() else None for r in rows]
