@@ -18,6 +18,7 @@ METHODS = ("pixelda", "source-only", "target-only", "dann", "cgan")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TASKS = ("classification", "regression")
 ON_NAN = ("stop", "skip")
+RESIZE_MODES = ("stretch", "crop", "pad")
 
 
 def option(default, help: str, **meta):
@@ -47,6 +48,21 @@ class TrainConfig:
     download: bool = option(False, "let torchvision download MNIST/USPS into --data-root")
     cache_dir: str = option("", "where built datasets are cached (default: ~/.cache/pixelda)")
     image_size: int = option(32, "images are resized to this square size (16..128, multiple of 4)")
+    resize_mode: str = option(
+        "stretch",
+        "folders and CSVs: stretch to the square, crop (shorter side to size, centre crop) or pad "
+        "(longer side to size, black borders)",
+        choices=RESIZE_MODES,
+    )
+    mask_from_background: str = option(
+        "",
+        "R,G,B: source foreground masks from a plain background colour (e.g. 0,0,0 for renders "
+        "on black; default: alpha channels and CSV mask columns only)",
+    )
+    mask_tolerance: int = option(10, "--mask-from-background: per-channel tolerance (0..255)")
+    skip_bad_files: bool = option(
+        False, "skip unreadable images and bad CSV rows with one warning, instead of an error"
+    )
     # Run
     steps: int = option(250_000, "training iterations (one D-step and one G-step each)")
     max_minutes: float = option(
@@ -181,6 +197,8 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError("--task regression: the cgan is conditioned on classes")
     if cfg.on_nan not in ON_NAN:
         raise UserError(f"--on-nan: expected one of {ON_NAN}, got {cfg.on_nan!r}")
+    if cfg.resize_mode not in RESIZE_MODES:
+        raise UserError(f"--resize-mode: expected one of {RESIZE_MODES}, got {cfg.resize_mode!r}")
     if cfg.device not in DEVICES:
         raise UserError(f"--device: expected one of {DEVICES}, got {cfg.device!r}")
     if not (16 <= cfg.image_size <= 128 and cfg.image_size % 4 == 0):

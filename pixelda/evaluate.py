@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
         photos=cfg.photos or run_cfg.photos,
         cache_dir=run_cfg.cache_dir,
         image_size=info.image_size,
+        resize_mode=run_cfg.resize_mode,  # the geometry the classifier was trained on
+        skip_bad_files=run_cfg.skip_bad_files,
     )
     data = load(spec, "eval", opts, channels=info.channels)
     if data is None or data.labels is None:

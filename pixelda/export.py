@@ -188,6 +188,8 @@ def load_source(cfg: ExportConfig, run_cfg, info: DataInfo) -> tuple[ImageSet, s
         photos=run_cfg.photos,
         cache_dir=run_cfg.cache_dir,
         image_size=info.image_size,
+        resize_mode=run_cfg.resize_mode,  # the geometry the generator was trained on
+        skip_bad_files=run_cfg.skip_bad_files,
     )
     data = load(spec, "train", opts, channels=info.channels)
     if data is None or data.labels is None or data.labels.dim() != 1:

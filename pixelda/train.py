@@ -84,6 +84,10 @@ def data_options(cfg) -> DataOptions:
         download=cfg.download,
         cache_dir=cfg.cache_dir,
         image_size=cfg.image_size,
+        resize_mode=cfg.resize_mode,
+        mask_from_background=cfg.mask_from_background,
+        mask_tolerance=cfg.mask_tolerance,
+        skip_bad_files=cfg.skip_bad_files,
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .common import ImageSet, conform, to_float, to_uint8
-from .folder import load_folder
+from .folder import RESIZE_MODES, ReadOptions, load_folder
 from .manifest import load_csv
 from .mnist import load_embedded_mnist, load_mnist
 from .mnistm import build_mnistm, find_release, load_release
@@ -27,6 +27,32 @@ class DataOptions:
     download: bool = False
     cache_dir: str = ""
     image_size: int = 32
+    resize_mode: str = "stretch"  # folders and CSV manifests: stretch, crop or pad
+    mask_from_background: str = ""  # "R,G,B": foreground differs from it by > mask_tolerance
+    mask_tolerance: int = 10
+    skip_bad_files: bool = False
+
+    def read_options(self) -> ReadOptions:
+        """How folders and CSV manifests read their files; a bad setting is a UserError."""
+        if self.resize_mode not in RESIZE_MODES:
+            raise UserError(
+                f"--resize-mode: expected one of {RESIZE_MODES}, got {self.resize_mode!r}"
+            )
+        if not 0 <= self.mask_tolerance <= 255:
+            raise UserError(f"--mask-tolerance: expected 0..255, got {self.mask_tolerance}")
+        background = None
+        if self.mask_from_background:
+            parts = self.mask_from_background.split(",")
+            try:
+                background = tuple(int(p) for p in parts)
+            except ValueError:
+                background = ()
+            if len(background) != 3 or not all(0 <= v <= 255 for v in background):
+                raise UserError(
+                    f"--mask-from-background: expected R,G,B with values 0..255, "
+                    f"got {self.mask_from_background!r}"
+                )
+        return ReadOptions(self.resize_mode, background, self.mask_tolerance, self.skip_bad_files)
 
     @property
     def root(self) -> Path | None:
@@ -59,9 +85,11 @@ class DataOptions:
 def _load_native(spec: str, split: str, opts: DataOptions) -> ImageSet | None:
     root = opts.root
     if spec.startswith("csv:"):
-        return load_csv(Path(spec[len("csv:") :]).expanduser(), split, size=opts.image_size)
+        path = Path(spec[len("csv:") :]).expanduser()
+        return load_csv(path, split, size=opts.image_size, opts=opts.read_options())
     if spec.startswith("folder:"):
-        return load_folder(Path(spec[len("folder:") :]).expanduser(), split, size=opts.image_size)
+        path = Path(spec[len("folder:") :]).expanduser()
+        return load_folder(path, split, size=opts.image_size, opts=opts.read_options())
     if spec == "mnist":
         return (
             load_embedded_mnist(split)

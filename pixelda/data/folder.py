@@ -2,12 +2,15 @@
 
 A folder with train/ and test/ sub-folders gives those splits; a labeled folder without them
 holds out a fixed 10% as its test split; a flat folder is unlabeled and all of it is train.
+Alpha channels (or a background colour) give foreground masks; ReadOptions says how.
 """
 
 import hashlib
 import struct
+import sys
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,22 @@ from .common import ImageSet, from_numpy_hwc
 from .photos import IMAGE_SUFFIXES
 
 TEST_FRACTION = 0.1
+RESIZE_MODES = ("stretch", "crop", "pad")
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How files become images: geometry, foreground masks, what to do with unreadable files.
+
+    resize_mode: stretch to SxS, crop (shorter side to S, centre crop) or pad (longer side to S,
+    black borders). background: an (R, G, B) colour whose pixels, within `tolerance` on every
+    channel, are background; None uses alpha channels (and CSV mask columns) only."""
+
+    resize_mode: str = "stretch"
+    background: tuple[int, int, int] | None = None
+    tolerance: int = 10
+    skip_bad_files: bool = False
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -90,15 +109,114 @@ def _eight_bit(im: Image.Image, path: Path) -> Image.Image:
     return im
 
 
+def fit(im: Image.Image, size: int, mode: str, resample: int) -> Image.Image:
+    """im as size x size: stretched, centre-cropped after scaling its shorter side to size, or
+    padded with zeros (black, background) after scaling its longer side to size."""
+    w, h = im.size
+    if mode == "stretch" or w == h:
+        return im if im.size == (size, size) else im.resize((size, size), resample)
+    scale = size / (min(w, h) if mode == "crop" else max(w, h))
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    if mode == "crop":
+        nw, nh = max(nw, size), max(nh, size)
+    im = im.resize((nw, nh), resample)
+    if mode == "crop":
+        left, top = (nw - size) // 2, (nh - size) // 2
+        return im.crop((left, top, left + size, top + size))
+    canvas = Image.new(im.mode, (size, size), 0)
+    canvas.paste(im, ((size - nw) // 2, (size - nh) // 2))
+    return canvas
+
+
+def _binary(im: Image.Image) -> Image.Image:
+    return Image.fromarray((np.asarray(im) > 0).astype(np.uint8), "L")
+
+
+def _foreground(im: Image.Image, path: Path, opts: ReadOptions, mask_path: Path | None):
+    """A 0/1 "L" mask the size of im, or None: a mask file first, then the background colour,
+    then an alpha channel."""
+    if mask_path is not None:
+        with _opened(mask_path) as m:
+            if m.size != im.size:
+                raise UserError(
+                    f"{mask_path}: mask is {m.size[0]}x{m.size[1]} but its image {path} is "
+                    f"{im.size[0]}x{im.size[1]}"
+                )
+            return _binary(_eight_bit(m, mask_path).convert("L"))
+    if opts.background is not None:
+        rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
+        far = np.abs(rgb - np.array(opts.background, dtype=np.int16)).max(-1) > opts.tolerance
+        return Image.fromarray(far.astype(np.uint8), "L")
+    if im.mode in ALPHA_MODES:
+        return _binary(im.getchannel("A"))
+    return None
+
+
+def read(
+    path: Path,
+    size: int,
+    channels: int,
+    opts: ReadOptions = ReadOptions(),
+    mask_path: Path | None = None,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """One image as uint8 (size, size, channels), its 0/1 uint8 (size, size) foreground mask
+    (all ones where it has none, zero in pad borders) and whether it had one."""
+    with _opened(path) as im:
+        im = _eight_bit(im, path)
+        mask = _foreground(im, path, opts, mask_path)
+        found = mask is not None
+        if mask is None:
+            mask = Image.new("L", im.size, 1)
+        image = fit(
+            im.convert("L" if channels == 1 else "RGB"), size, opts.resize_mode, Image.BILINEAR
+        )
+        array = np.asarray(image)
+    mask = np.asarray(fit(mask, size, opts.resize_mode, Image.NEAREST))
+    return (array if channels == 3 else array[..., None]), mask, found
+
+
 def decode(path: Path, size: int, channels: int) -> np.ndarray:
     """One image as uint8 (size, size, channels), resized with bilinear filtering; CMYK,
     palette, alpha and 16-bit images converted."""
-    with _opened(path) as im:
-        im = _eight_bit(im, path).convert("L" if channels == 1 else "RGB")
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.BILINEAR)
-        array = np.asarray(im)
-    return array if channels == 3 else array[..., None]
+    return read(path, size, channels)[0]
+
+
+def read_files(
+    files: list[Path],
+    *,
+    size: int,
+    opts: ReadOptions,
+    where: str,
+    mask_files: list[Path | None] | None = None,
+    problems: list[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+    """Images (N, S, S, C), masks (N, S, S) or None when no file had one, and the indices of
+    the files read. An unreadable file is a UserError, or with opts.skip_bad_files skipped and
+    counted (with `problems` found before, e.g. bad CSV rows) in one warning on stderr."""
+    problems = list(problems or [])
+    bad_rows = len(problems)
+    images, masks, kept, channels, found = [], [], [], None, False
+    for i, f in enumerate(files):
+        try:
+            channels = channels or folder_channels(f)
+            mask_path = None if mask_files is None else mask_files[i]
+            image, mask, has_mask = read(f, size, channels, opts, mask_path)
+        except UserError as e:
+            if not opts.skip_bad_files:
+                raise
+            problems.append(str(e))
+            continue
+        images.append(image)
+        masks.append(mask)
+        kept.append(i)
+        found = found or has_mask
+    if problems:
+        counts = [(bad_rows, "bad row"), (len(problems) - bad_rows, "unreadable file")]
+        what = " and ".join(f"{n} {noun}{'s' if n != 1 else ''}" for n, noun in counts if n)
+        print(f"warning: skipped {what} in {where} (first: {problems[0]})", file=sys.stderr)
+    if not images:
+        raise UserError(f"{where}: no readable images left")
+    return np.stack(images), np.stack(masks) if found else None, kept
 
 
 def folder_channels(path: Path) -> int:
@@ -120,7 +238,9 @@ def held_out(files: list[Path], root: Path) -> np.ndarray:
     return np.array([k % 1000 < TEST_FRACTION * 1000 for k in keys])
 
 
-def load_folder(folder: Path, split: str, *, size: int) -> ImageSet | None:
+def load_folder(
+    folder: Path, split: str, *, size: int, opts: ReadOptions = ReadOptions()
+) -> ImageSet | None:
     """The split of a folder as an ImageSet, or None for the test split of a flat folder.
 
     split "eval" is a folder given as a test set: its test/ sub-folder if it has one, else all."""
@@ -144,11 +264,11 @@ def load_folder(folder: Path, split: str, *, size: int) -> ImageSet | None:
             f"folder:{folder}: no images fall in its held-out {split} split (10% of the files, "
             f"chosen by name); add images, or give train/ and test/ sub-folders"
         )
-    channels = folder_channels(files[0])
-    images = np.stack([decode(f, size, channels) for f in files])
+    images, masks, kept = read_files(files, size=size, opts=opts, where=f"folder:{folder}")
     return ImageSet(
         from_numpy_hwc(images),
-        None if labels is None else torch.tensor(labels, dtype=torch.int64),
+        None if labels is None else torch.tensor([labels[i] for i in kept], dtype=torch.int64),
         name=f"folder-{folder.name}-{split}",
         classes=classes,
+        masks=None if masks is None else from_numpy_hwc(masks),
     )
