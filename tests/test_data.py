@@ -144,3 +144,13 @@ def test_usps_from_torchvision_files(tmp_path):
     assert data.images.shape == (3, 1, 16, 16) and data.labels.tolist() == [0, 4, 9]
     with pytest.raises(UserError, match="usps.t.bz2"):
         load("usps", "test", DataOptions(data_root=str(tmp_path), image_size=16))
+
+
+def test_fonts_source_is_labeled_masked_and_fixed():
+    a = load("fonts", "test", DataOptions(image_size=28))
+    b = load("fonts", "test", DataOptions(image_size=28))
+    assert a.images.shape == (1000, 1, 28, 28) and a.labels.bincount().tolist() == [100] * 10
+    assert torch.equal(a.images, b.images)  # deterministic
+    assert torch.equal(a.masks[:, 0].bool(), a.images[:, 0] > 0)  # ink is the foreground
+    train = load("fonts", "train", DataOptions(image_size=28))
+    assert len(train) == 4000 and not torch.equal(train.images[:1000], a.images)

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import UserError
 from .common import ImageSet, conform, to_float, to_uint8
 from .folder import RESIZE_MODES, ReadOptions, load_folder
+from .fonts import load_fonts
 from .manifest import load_csv
 from .mnist import load_embedded_mnist, load_mnist
 from .mnistm import build_mnistm, find_release, load_release
@@ -17,7 +18,7 @@ from .photos import embedded_photo_files, photo_files
 from .usps import load_usps
 
 __all__ = ["DataOptions", "ImageSet", "describe", "load", "to_float", "to_uint8"]
-NAMES = ("mnist", "mnistm", "usps", "folder:PATH", "csv:PATH")
+NAMES = ("mnist", "mnistm", "usps", "fonts", "folder:PATH", "csv:PATH")
 
 
 @dataclass
@@ -101,6 +102,8 @@ def _load_native(spec: str, split: str, opts: DataOptions) -> ImageSet | None:
             return load_release(find_release(root), split)
         digits = _load_native("mnist", split, opts)
         return build_mnistm(digits, opts.photo_files(), split=split, cache_dir=opts.cache)
+    if spec == "fonts":
+        return load_fonts(split)
     if spec == "usps":
         if root is None:
             raise UserError("usps: needs --data-root with torchvision's USPS files in usps/")
@@ -128,6 +131,8 @@ def describe(spec: str, opts: DataOptions) -> str:
     """A few words saying where a dataset comes from, for the run's first line."""
     if spec.startswith(("folder:", "csv:")):
         return spec
+    if spec == "fonts":
+        return "fonts (digits rendered with matplotlib's fonts on black, with masks)"
     if opts.data_root:
         if spec == "mnistm" and not opts.photos and find_release(Path(opts.data_root)):
             return f"mnistm (Ganin's release under {opts.data_root}/mnist_m)"
