@@ -6,7 +6,7 @@ Usage: python -m pixelda.evaluate --checkpoint RUN/ckpt.pt [--data SPEC] [--spli
 import contextlib
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -77,9 +77,10 @@ class EvaluateConfig:
 def main(argv: list[str] | None = None) -> dict:
     from .checkpoint import load as load_checkpoint
     from .config import build_parser
-    from .data import DataOptions, load
+    from .data import load
     from .fileio import atomic_write_json
     from .methods import METHODS, restore
+    from .train import data_options
 
     parser = build_parser(
         EvaluateConfig,
@@ -93,13 +94,13 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError(f"--out: {cfg.out} exists; choose a new file")
     run_cfg, info, models = restore(load_checkpoint(cfg.checkpoint), device=cfg.device)
     spec = cfg.data or run_cfg.target_test or run_cfg.target
-    opts = DataOptions(
+    # The run's own data settings (geometry included: what the classifier was trained on).
+    opts = replace(
+        data_options(run_cfg),
         data_root=cfg.data_root or run_cfg.data_root,
         photos=cfg.photos or run_cfg.photos,
-        cache_dir=run_cfg.cache_dir,
         image_size=info.image_size,
-        resize_mode=run_cfg.resize_mode,  # the geometry the classifier was trained on
-        skip_bad_files=run_cfg.skip_bad_files,
+        download=False,
     )
     data = load(spec, "eval", opts, channels=info.channels)
     if data is None or data.labels is None:

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +23,13 @@ from tqdm import tqdm
 from . import __version__, checkpoint
 from .api import ExportModule
 from .config import build_parser, option
-from .data import DataOptions, ImageSet, load, to_float, to_uint8
+from .data import ImageSet, load, to_float, to_uint8
 from .errors import UserError, cli
 from .methods import DataInfo, restore
 from .methods import cgan as cgan_method
 from .methods import pixelda as pixelda_method
 from .plots import grid_image
-from .train import pick_device
+from .train import data_options, pick_device
 from .writers import ImageFolderWriter, NpzWriter, staged_directory
 
 FORMATS = ("imagefolder", "npz")
@@ -183,13 +183,12 @@ def load_generator(ckpt_path: Path, device: torch.device) -> tuple[dict, Adapter
 def load_source(cfg: ExportConfig, run_cfg, info: DataInfo) -> tuple[ImageSet, str, list[str]]:
     """The labeled source train split, in the generator's size and channels."""
     spec = cfg.source or run_cfg.source
-    opts = DataOptions(
+    # The run's own data settings (geometry included: what the generator was trained on).
+    opts = replace(
+        data_options(run_cfg),
         data_root=cfg.data_root or run_cfg.data_root,
-        photos=run_cfg.photos,
-        cache_dir=run_cfg.cache_dir,
         image_size=info.image_size,
-        resize_mode=run_cfg.resize_mode,  # the geometry the generator was trained on
-        skip_bad_files=run_cfg.skip_bad_files,
+        download=False,
     )
     data = load(spec, "train", opts, channels=info.channels)
     if data is None or data.labels is None or data.labels.dim() != 1:

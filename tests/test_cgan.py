@@ -12,31 +12,10 @@ from pixelda.data import DataOptions, load
 from pixelda.methods import METHODS, cgan, restore
 from pixelda.models import ConditionalDiscriminator, ConditionalGenerator
 
-TINY_CGAN = [
-    "--method",
-    "cgan",
-    "--image-size",
-    "16",
-    "--batch-size",
-    "8",
-    "--g-width",
-    "8",
-    "--d-width",
-    "8",
-    "--latent-dim",
-    "4",
-    "--steps",
-    "4",
-    "--eval-every",
-    "2",
-    "--sample-every",
-    "2",
-    "--checkpoint-every",
-    "2",
-    "--log-every",
-    "1",
-    "--no-progress",
-]
+from .conftest import TINY
+
+# The shared tiny flags, with what the cGAN needs on top (later flags win).
+TINY_CGAN = [*TINY, "--method", "cgan", "--batch-size", "8", "--latent-dim", "4"]
 
 
 _EMBEDDED = {}
