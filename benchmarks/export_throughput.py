@@ -65,7 +65,7 @@ def plan_for(ckpt_path: Path, out: Path, source: ImageSet, fmt: str, batch_size:
 
 def time_generator(plan, n: int) -> tuple[float, torch.Tensor]:
     start = time.perf_counter()
-    batches = [images for images, _, _ in export.adapt_batches(plan)]
+    batches = [images for images, *_ in export.adapt_batches(plan)]
     return n / (time.perf_counter() - start), torch.cat(batches)[:256, 0]
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .errors import UserError
 from .fileio import atomic_save_png
 from .plots import grid_image
@@ -119,10 +119,14 @@ class Run:
     rundir: object
     info: dict
     loggers: list = field(default_factory=list)  # experiment trackers (pixelda/loggers.py)
+    # What train_step calls: `models` itself, or under torchrun their DDP wrappers.
+    train_models: nn.ModuleDict | None = None
 
 
 def log_record(run: Run, record: dict) -> None:
-    """One record to metrics.jsonl and to every experiment tracker."""
+    """One record to metrics.jsonl and to every experiment tracker (rank 0 only)."""
+    if not distributed.is_main():
+        return
     run.rundir.log(record)
     for logger in run.loggers:
         logger.log(record)
@@ -157,6 +161,10 @@ def restore(run: Run, saved: dict) -> None:
 
 
 def save_checkpoint(run: Run, state: LoopState) -> None:
+    """Rank 0 writes the checkpoint; under torchrun it holds every rank's random state."""
+    rng_ranks = distributed.gather(checkpoint.rng_state())
+    if not distributed.is_main():
+        return
     checkpoint.save(
         run.rundir.ckpt,
         config=dataclasses.asdict(run.cfg),
@@ -168,10 +176,12 @@ def save_checkpoint(run: Run, state: LoopState) -> None:
         optimizers=run.opts,
         batches=run.batches.state_dict(),
         skipped_steps=state.skipped_steps,
+        rng_ranks=rng_ranks if len(rng_ranks) > 1 else None,
     )
 
 
 def evaluate(run: Run, state: LoopState) -> dict:
+    """Held-out metrics; under torchrun every rank scores its share of each test split."""
     metrics = run.method.evaluate(run.models, run.data)
     state.last_eval = metrics
     log_record(
@@ -188,6 +198,8 @@ def evaluate(run: Run, state: LoopState) -> dict:
 
 
 def write_grid(run: Run, state: LoopState) -> None:
+    if not distributed.is_main():
+        return
     picture = grid_image(run.method.grid(run.models, run.fixed))
     atomic_save_png(picture, run.rundir.samples / f"step_{state.step:07d}.png")
     atomic_save_png(picture, run.rundir.samples / "latest.png")
@@ -195,9 +207,9 @@ def write_grid(run: Run, state: LoopState) -> None:
         logger.image("samples", picture, state.step)
 
 
-def _out_of_time(cfg, state: LoopState) -> bool:
+def _out_of_time(cfg, wall_s: float) -> bool:
     """Has the run (all its resumes) used up its --max-minutes wall-clock budget?"""
-    return cfg.max_minutes > 0 and state.wall_s >= cfg.max_minutes * 60
+    return cfg.max_minutes > 0 and wall_s >= cfg.max_minutes * 60
 
 
 def _postfix(losses: dict, state: LoopState) -> dict:
@@ -215,34 +227,40 @@ def fit(run: Run, state: LoopState) -> LoopState:
         total=cfg.steps,
         initial=state.step,
         desc=cfg.method,
-        disable=not cfg.progress,
+        disable=not cfg.progress or not distributed.is_main(),
         dynamic_ncols=True,
         unit="step",
     )
+    models = run.train_models if run.train_models is not None else run.models
     with StopRequest() as stop:
-        state.out_of_time = _out_of_time(cfg, state)
-        while state.step < cfg.steps and not stop.requested and not state.out_of_time:
+        stopping, state.out_of_time = False, _out_of_time(cfg, state.wall_s)
+        while state.step < cfg.steps and not stopping and not state.out_of_time:
             t0 = time.perf_counter()
             for opt in run.opts.values():
                 for group in opt.param_groups:
                     group["lr"] = learning_rate(cfg, state.step)
             saved = snapshot(run) if cfg.on_nan == "skip" else None
             losses = run.method.train_step(
-                run.models, run.opts, run.batches.next(), cfg, state.step / cfg.steps
+                models, run.opts, run.batches.next(), cfg, state.step / cfg.steps
             )
-            losses = {k: float(v) for k, v in losses.items()}
+            # Decided once per step, before the final evaluation and checkpoint it triggers,
+            # and alike on every rank: under torchrun the losses are averaged over ranks, and
+            # a Ctrl-C or a spent budget seen by any rank stops them all after this step.
+            spent = _out_of_time(cfg, state.wall_s + time.perf_counter() - t0)
+            losses, (stopping, state.out_of_time) = distributed.agree(
+                {k: float(v) for k, v in losses.items()}, stop.requested, spent
+            )
             state.step += 1
             if not _check_finite(losses, state.step, rundir, cfg.on_nan):
                 # --on-nan skip: undo the step; its batch is used up and the next step goes on.
                 restore(run, saved)
                 state.skipped_steps += 1
-                rundir.log({"kind": "skipped", "step": state.step, **_as_text(losses)})
+                if distributed.is_main():
+                    rundir.log({"kind": "skipped", "step": state.step, **_as_text(losses)})
                 losses = {}
             dt = time.perf_counter() - t0
             state.train_s += dt
             state.wall_s += dt
-            # Decided once per step, before the final evaluation and checkpoint it triggers.
-            state.out_of_time = _out_of_time(cfg, state)
             final = state.step == cfg.steps or state.out_of_time
             t0 = time.perf_counter()
             _periodic(run, state, losses, final=final)
@@ -250,7 +268,7 @@ def fit(run: Run, state: LoopState) -> LoopState:
             bar.update(1)
             if state.step % 10 == 0 or final:
                 bar.set_postfix(_postfix(losses, state), refresh=False)
-        state.interrupted = stop.requested and state.step < cfg.steps
+        state.interrupted = stopping and state.step < cfg.steps
     bar.close()
     if state.interrupted:
         save_checkpoint(run, state)

@@ -65,7 +65,12 @@ class _OnDevice:
 
 
 class Batches:
-    """Source and target batches drawn independently (unpaired), each from its own stream."""
+    """Source and target batches drawn independently (unpaired), each from its own stream.
+
+    With several ranks (torchrun), every rank follows the same streams of world_size *
+    batch_size indices and keeps its own slice of each, so the ranks see different images and
+    together one global batch; the stream position is the same on every rank, which is what a
+    checkpoint stores (and a single process can resume it)."""
 
     def __init__(
         self,
@@ -75,15 +80,22 @@ class Batches:
         batch_size: int,
         seed: int,
         device: torch.device,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         self.source = _OnDevice(source, device)
         self.target = None if target is None else _OnDevice(target, device)
-        self.streams = {"source": IndexStream(len(source), batch_size, seed)}
+        self.mine = slice(rank * batch_size, (rank + 1) * batch_size)
+        total = batch_size * world_size
+        self.streams = {"source": IndexStream(len(source), total, seed)}
         if target is not None:
-            self.streams["target"] = IndexStream(len(target), batch_size, seed + 1)
+            self.streams["target"] = IndexStream(len(target), total, seed + 1)
+
+    def _draw(self, name: str) -> torch.Tensor:
+        return self.streams[name].next()[self.mine]
 
     def next(self) -> Batch:
-        i = self.streams["source"].next().to(self.source.images.device)
+        i = self._draw("source").to(self.source.images.device)
         s = self.source
         batch = Batch(
             x_src=to_float(s.images[i]),
@@ -92,7 +104,7 @@ class Batches:
             x_tgt=None,
         )
         if self.target is not None:
-            j = self.streams["target"].next().to(self.target.images.device)
+            j = self._draw("target").to(self.target.images.device)
             batch.x_tgt = to_float(self.target.images[j])
             if self.target.labels is not None:
                 batch.y_tgt = self.target.labels[j]

@@ -43,6 +43,7 @@ def save(
     optimizers: dict,
     batches: dict,
     skipped_steps: int = 0,
+    rng_ranks: list | None = None,
 ) -> None:
     """Write the whole training state to `path` atomically (temporary file, then rename).
 
@@ -62,6 +63,8 @@ def save(
             "batches": batches,
             "skipped_steps": skipped_steps,
             "rng": rng_state(),
+            # Under torchrun: every rank's random state, in rank order (rank 0's is "rng").
+            **({"rng_ranks": rng_ranks} if rng_ranks else {}),
         },
         path,
     )

@@ -68,9 +68,16 @@ class TrainConfig:
     max_minutes: float = option(
         0.0, "wall-clock budget: stop cleanly after M minutes (0: no limit)"
     )
-    batch_size: int = option(32, "source and target images per step (Bousmalis et al. 2017)")
+    batch_size: int = option(
+        32,
+        "source and target images per step and per process (Bousmalis et al. 2017); "
+        "under torchrun each step sees N times as many",
+    )
     seed: int = option(0, "random seed: data order, noise, initialisation")
     device: str = option("auto", "auto picks cuda, then mps, then cpu", choices=DEVICES)
+    sync_bn: bool = option(
+        False, "under torchrun on CUDA: BatchNorm statistics over all ranks' batches"
+    )
     eval_every: int = option(
         1000, "evaluate on held-out test splits every N steps (and at the end)"
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import distributed
 from .data import ImageSet, to_float
 from .errors import UserError, cli
 
@@ -39,16 +40,24 @@ def predict(model: nn.Module, images: torch.Tensor, *, device, batch_size: int =
 
 
 def score(model: nn.Module, data: ImageSet, *, device=None) -> dict:
-    """{"acc", "n"} for class labels; {"rmse", "rmse_per_output", "n"} for regression targets."""
-    outputs = predict(model, data.images, device=device)
-    if data.labels.dtype.is_floating_point:
-        per_output = (outputs - data.labels).pow(2).mean(0).sqrt()
+    """{"acc", "n"} for class labels; {"rmse", "rmse_per_output", "n"} for regression targets.
+
+    Under torchrun each rank predicts its share of the images and the sums are added up over
+    ranks, so every rank gets the figures of the whole split."""
+    part = distributed.shard(len(data)) if distributed.world_size() > 1 else slice(None)
+    outputs, labels = predict(model, data.images[part], device=device), data.labels[part]
+    if labels.dtype.is_floating_point:
+        squared = (outputs - labels).double().pow(2).sum(0)  # (K,)
+        total = distributed.sum_all(torch.cat([squared, torch.tensor([len(labels)])]))
+        per_output = (total[:-1] / total[-1]).sqrt()
         return {
             "rmse": per_output.pow(2).mean().sqrt().item(),
             "rmse_per_output": per_output.tolist(),
             "n": len(data),
         }
-    return {"acc": (outputs.argmax(1) == data.labels).float().mean().item(), "n": len(data)}
+    correct = (outputs.argmax(1) == labels).sum()
+    total = distributed.sum_all(torch.stack([correct, torch.tensor(len(labels))]))
+    return {"acc": (total[0] / total[1]).item(), "n": len(data)}
 
 
 def accuracy(model: nn.Module, data: ImageSet, *, device=None) -> float:

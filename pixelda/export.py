@@ -4,6 +4,7 @@ Usage: python tools/export_adapted.py --checkpoint runs/pixelda/ckpt.pt --out ad
        [--source SPEC] [--variants K] [--format imagefolder|npz] [--seed S] [--limit N]
 """
 
+import contextlib
 import copy
 import datetime
 import hashlib
@@ -20,7 +21,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from tqdm import tqdm
 
-from . import __version__, checkpoint
+from . import __version__, checkpoint, distributed
 from .api import ExportModule
 from .config import build_parser, option
 from .data import ImageSet, load, to_float, to_uint8
@@ -216,7 +217,7 @@ def plan_for(cfg: ExportConfig) -> Plan:
     """Everything checked and loaded, nothing written yet."""
     out = Path(cfg.out).expanduser().resolve()
     check_out(out, overwrite=cfg.overwrite)
-    device = pick_device(cfg.device)
+    device = distributed.init(pick_device(cfg.device))
     ckpt_path = Path(cfg.checkpoint).expanduser()
     ckpt, adapter, run_cfg = load_generator(ckpt_path, device)
     info = DataInfo(**ckpt["data_info"])
@@ -236,9 +237,13 @@ def batch_noise(seed: int, batch: int, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def adapt_batches(plan: Plan):
-    """Yield (images uint8 (B, K, C, S, S), labels (B,), source_index (B,)) batch by batch."""
+    """Yield (images uint8 (B, K, C, S, S), labels (B,), source_index (B,), start) batch by
+    batch, start being the batch's first position in plan.indices. Under torchrun each rank
+    takes every world_size-th batch; a batch's noise depends on its number alone, so the
+    images are the same whichever rank makes them."""
     src, k, bs = plan.source, plan.cfg.variants, plan.cfg.batch_size
-    for b, index in enumerate(plan.indices.split(bs)):
+    batches = list(enumerate(plan.indices.split(bs)))
+    for b, index in batches[distributed.rank() :: distributed.world_size()]:
         x_src, y_src = to_float(src.images[index]), src.labels[index]
         z = batch_noise(plan.cfg.seed, b, (k, len(index), plan.adapter.latent_dim))
         # All K variants in one call: row v * B + i is source i with noise z[v, i].
@@ -248,7 +253,7 @@ def adapt_batches(plan: Plan):
             z.flatten(0, 1).to(plan.device),
         )
         images = to_uint8(x_fake).cpu().view(k, len(index), *x_src.shape[1:]).transpose(0, 1)
-        yield images, y_src, index
+        yield images, y_src, index, b * bs
 
 
 def preview_rows(labels: torch.Tensor, indices: torch.Tensor, per_class: int) -> list[int]:
@@ -259,22 +264,29 @@ def preview_rows(labels: torch.Tensor, indices: torch.Tensor, per_class: int) ->
     return rows
 
 
-def write_dataset(plan: Plan, root: Path, writer) -> tuple[dict, list[torch.Tensor]]:
-    """Stream every batch into `writer`; -> (images per class name, preview grid columns)."""
+def write_dataset(plan: Plan, writer) -> tuple[dict, list[torch.Tensor]]:
+    """Stream this rank's batches into `writer`; -> (images per class name, preview grid
+    columns), both complete on rank 0 only."""
     n, k = len(plan.indices), plan.cfg.variants
-    counts = torch.zeros(len(plan.classes), dtype=torch.int64)
     wanted = set(preview_rows(plan.source.labels, plan.indices, PREVIEW_PER_CLASS))
     kept = {}
     bar = tqdm(
-        total=n * k, unit="img", desc="export", disable=not plan.cfg.progress, file=sys.stderr
+        total=n * k,
+        unit="img",
+        desc="export",
+        disable=not plan.cfg.progress or not distributed.is_main(),
+        file=sys.stderr,
     )
     with bar:
-        for images, labels, index in adapt_batches(plan):
-            writer.write(images, labels, index)
-            counts += torch.bincount(labels, minlength=len(plan.classes)) * k
+        for images, _, index, start in adapt_batches(plan):
+            writer.write(images, start)
             kept.update({i: images[j].clone() for j, i in enumerate(index.tolist()) if i in wanted})
-            bar.update(images.shape[0] * k)
-    writer.close()
+            # Rank 0 counts for all: the other ranks make batches of the same size alongside.
+            bar.update(min(images.shape[0] * k * distributed.world_size(), bar.total - bar.n))
+    for part in distributed.gather(kept)[1:]:  # the preview's images made by other ranks
+        kept.update(part)
+    labels = plan.source.labels[plan.indices]
+    counts = torch.bincount(labels, minlength=len(plan.classes)) * k
     rows = sorted(kept, key=lambda i: (int(plan.source.labels[i]), i))
     shown = min(k, PREVIEW_VARIANTS)
     columns = [to_float(plan.source.images[rows])]
@@ -313,24 +325,44 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def make_writer(plan: Plan, root: Path):
+def make_writer(plan: Plan, root: Path, *, create: bool):
+    """The format's writer over every exported source; `create` makes its files (rank 0),
+    otherwise it opens those rank 0 made."""
+    common = dict(
+        root=root,
+        labels=plan.source.labels[plan.indices],
+        source_index=plan.indices,
+        variants=plan.cfg.variants,
+        create=create,
+    )
     if plan.cfg.format == "npz":
-        shape = tuple(plan.source.images.shape[1:])
-        return NpzWriter(
-            root=root, num_sources=len(plan.indices), variants=plan.cfg.variants, shape=shape
-        )
-    return ImageFolderWriter(root=root, classes=plan.classes, max_index=len(plan.source) - 1)
+        return NpzWriter(**common, shape=tuple(plan.source.images.shape[1:]))
+    return ImageFolderWriter(**common, classes=plan.classes, max_index=len(plan.source) - 1)
 
 
 def export(plan: Plan) -> dict:
-    """Write the dataset, preview.png and manifest.json into plan.out, all or nothing."""
-    with staged_directory(plan.out) as root:
-        counts, columns = write_dataset(plan, root, make_writer(plan, root))
-        # Plain writes: the staging folder as a whole is what appears atomically.
-        grid_image(columns).save(root / "preview.png", format="PNG")
-        meta = manifest(plan, counts)
-        (root / "manifest.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return meta
+    """Write the dataset, preview.png and manifest.json into plan.out, all or nothing.
+
+    Under torchrun every rank writes its batches into rank 0's staging folder, and rank 0
+    writes the rest (labels, preview, manifest) and moves the folder into place."""
+    main_rank = distributed.is_main()
+    staging = staged_directory(plan.out) if main_rank else contextlib.nullcontext()
+    with staging as root:
+        if main_rank:
+            writer = make_writer(plan, root, create=True)
+        root = Path(distributed.broadcast(str(root) if main_rank else None))
+        if not main_rank:
+            writer = make_writer(plan, root, create=False)
+        counts, columns = write_dataset(plan, writer)
+        distributed.barrier()  # every rank's images are on disk
+        meta = None
+        if main_rank:
+            writer.close()
+            # Plain writes: the staging folder as a whole is what appears atomically.
+            grid_image(columns).save(root / "preview.png", format="PNG")
+            meta = manifest(plan, counts)
+            (root / "manifest.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return distributed.broadcast(meta)
 
 
 @cli
@@ -347,6 +379,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError(
             f"--out: cannot write {e.filename or out}: {e.strerror or e}; {out} was left as it was"
         ) from None
+    finally:
+        distributed.shutdown()
 
 
 def export_config(cfg: ExportConfig) -> dict:
@@ -357,6 +391,8 @@ def export_config(cfg: ExportConfig) -> dict:
     start = time.perf_counter()
     meta = export(plan)
     seconds = time.perf_counter() - start
+    if not distributed.is_main():
+        return meta
     print(
         f"wrote {meta['count']} adapted images ({len(plan.indices)} sources x "
         f"{plan.cfg.variants} variants, {plan.cfg.format}) to {plan.out} in {seconds:.1f}s "

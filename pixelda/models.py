@@ -174,9 +174,12 @@ class TaskClassifier(nn.Module):
             nn.Linear(100, num_outputs),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, S, S) in [-1, 1] -> (B, num_outputs) logits."""
-        return self.head(self.features(x))
+    def forward(self, x: torch.Tensor, *, with_features: bool = False):
+        """x: (B, C, S, S) in [-1, 1] -> (B, num_outputs) logits, and with `with_features`
+        also the (B, feature_dim) features they came from (one call, as DDP wants)."""
+        features = self.features(x)
+        logits = self.head(features)
+        return (logits, features) if with_features else logits
 
 
 class DomainClassifier(nn.Module):

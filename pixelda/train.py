@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import __version__, checkpoint, loggers
+from . import __version__, checkpoint, distributed, loggers
 from .adversarial import LoopState, Run, fit
 from .api import TrainModule
 from .config import TrainConfig, resolve, train_parser
@@ -39,6 +39,7 @@ RESUMABLE = {
     "out",
     "max_minutes",
     "on_nan",
+    "sync_bn",
 }
 
 
@@ -177,18 +178,22 @@ def config_from_overrides(overrides: dict) -> tuple[TrainConfig, dict | None]:
 
 
 def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
-    """Load data, build models and optimizers (restored from ckpt when resuming)."""
-    device = pick_device(cfg.device)
+    """Load data, build models and optimizers (restored from ckpt when resuming); under
+    torchrun, join the process group and wrap the trained models in DDP."""
+    device = distributed.init(pick_device(cfg.device))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     opts = data_options(cfg)
-    print(
-        f"pixelda {cfg.method}: source {describe(cfg.source, opts)}"
-        + ("" if cfg.method == "cgan" else f" -> target {describe(cfg.target, opts)}")
-        + f"; device {device}",
-        file=sys.stderr,
-        flush=True,
-    )
+    rank, world = distributed.rank(), distributed.world_size()
+    if distributed.is_main():
+        print(
+            f"pixelda {cfg.method}: source {describe(cfg.source, opts)}"
+            + ("" if cfg.method == "cgan" else f" -> target {describe(cfg.target, opts)}")
+            + f"; device {device}"
+            + (f"; {world} processes" if world > 1 else ""),
+            file=sys.stderr,
+            flush=True,
+        )
     data = load_data(cfg)
     src = data.source_train
     info = DataInfo(
@@ -197,22 +202,33 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
         num_outputs=src.num_classes or src.labels.size(1),
         classes=src.classes,
     )
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     method = METHODS[cfg.method]
-    models = method.build(cfg, info).to(device)
+    models = method.build(cfg, info)
+    if cfg.sync_bn:
+        models = distributed.sync_batchnorm(models, device)
+    models = models.to(device)
     optimizers = method.optimizers(models, cfg)
     from .batches import Batches
 
     batches = Batches(
-        src, data.target_train, batch_size=cfg.batch_size, seed=cfg.seed, device=device
+        src,
+        data.target_train,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        device=device,
+        rank=rank,
+        world_size=world,
     )
     state = LoopState()
+    if world > 1:  # each rank its own noise, dropout and D input noise
+        torch.manual_seed(cfg.seed + 1_000_003 * rank)
     if ckpt is not None:
         checkpoint.load_models(models, ckpt["models"])
         for name, opt in optimizers.items():
             opt.load_state_dict(ckpt["optimizers"][name])
         batches.load_state_dict(ckpt["batches"])
-        checkpoint.set_rng_state(ckpt["rng"])
+        restore_rng(ckpt, cfg)
         state = LoopState(
             step=ckpt["step"],
             wall_s=ckpt["wall_s"],
@@ -229,26 +245,45 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
         fixed=fixed_samples(data, cfg, device),
         rundir=RunDir(cfg.out),
         info=info.to_dict(),
+        train_models=distributed.wrap(models, optimizers, device),
     )
-    print(
-        f"data: {len(src)} source train, {len(data.target_train or [])} target train, "
-        f"{len(data.target_test or [])} target test images of {info.channels}x"
-        f"{info.image_size}x{info.image_size}",
-        file=sys.stderr,
-        flush=True,
-    )
+    if distributed.is_main():
+        print(
+            f"data: {len(src)} source train, {len(data.target_train or [])} target train, "
+            f"{len(data.target_test or [])} target test images of {info.channels}x"
+            f"{info.image_size}x{info.image_size}",
+            file=sys.stderr,
+            flush=True,
+        )
     return run, state
 
 
+def restore_rng(ckpt: dict, cfg: TrainConfig) -> None:
+    """Each rank's random state as the checkpoint left it, so a resumed run draws what an
+    uninterrupted one would; a run resumed on a different number of ranks starts fresh
+    per-rank streams instead."""
+    rank, world = distributed.rank(), distributed.world_size()
+    per_rank = ckpt.get("rng_ranks") or [ckpt["rng"]]
+    if len(per_rank) == world:
+        checkpoint.set_rng_state(per_rank[rank])
+    elif world == 1:
+        checkpoint.set_rng_state(ckpt["rng"])
+    else:
+        torch.manual_seed(cfg.seed + 1_000_003 * rank + ckpt["step"])
+
+
 def summarize(run: Run, state: LoopState, device: str) -> dict:
-    cfg = run.cfg
+    cfg, world = run.cfg, distributed.world_size()
     return {
         "method": cfg.method,
         "preset": cfg.preset,
         "steps": state.step,
         "wall_s": round(state.wall_s, 2),
         "train_s": round(state.train_s, 2),
-        "source_images_per_s": round(state.step * cfg.batch_size / max(state.train_s, 1e-9), 1),
+        "source_images_per_s": round(
+            state.step * cfg.batch_size * world / max(state.train_s, 1e-9), 1
+        ),
+        "processes": world,
         "target_test_acc": state.last_eval.get("target_test_acc"),
         "source_test_acc": state.last_eval.get("source_test_acc"),
         "metrics": state.last_eval,
@@ -268,36 +303,44 @@ def summarize(run: Run, state: LoopState, device: str) -> dict:
 
 @cli
 def main(argv: list[str] | None = None) -> dict:
-    return train_config(*config_from_args(argv))
+    try:
+        return train_config(*config_from_args(argv))
+    finally:
+        distributed.shutdown()
 
 
 def train_config(cfg: TrainConfig, ckpt: dict | None = None) -> dict:
     """Train a resolved config (resuming from ckpt when given) -> the run's summary.
 
-    Everything the CLI does; a bad input raises UserError before anything is written."""
+    Everything the CLI does; a bad input raises UserError before anything is written. Under
+    torchrun every rank trains and evaluates, and rank 0 alone writes the run directory."""
     loggers.require(cfg.logger)
     rundir = RunDir(cfg.out)
     rundir.check(resume=cfg.resume, overwrite=cfg.overwrite)
     run, state = setup(cfg, ckpt)
-    rundir.create(overwrite=cfg.overwrite)
-    rundir.write_json("config.json", dataclasses.asdict(cfg))
-    if ckpt is not None:
-        # After a crash: drop records past the checkpoint (and a line cut short), and the
-        # temporary files of writes the crash interrupted.
-        rundir.truncate_metrics(state.step)
-        rundir.remove_partial_writes()
-    run.loggers = loggers.open_loggers(cfg, rundir.path)
+    main_rank = distributed.is_main()
+    if main_rank:
+        rundir.create(overwrite=cfg.overwrite)
+        rundir.write_json("config.json", dataclasses.asdict(cfg))
+        if ckpt is not None:
+            # After a crash: drop records past the checkpoint (and a line cut short), and the
+            # temporary files of writes the crash interrupted.
+            rundir.truncate_metrics(state.step)
+            rundir.remove_partial_writes()
+        run.loggers = loggers.open_loggers(cfg, rundir.path)
     try:
         state = fit(run, state)
     finally:
         for logger in run.loggers:
             logger.close()
-    records = rundir.read_metrics()
-    save_curves(records, rundir.path / "curves.png")
-    loggers.write_csv(records, rundir.path / "metrics.csv")
     summary = summarize(run, state, str(next(run.models.parameters()).device))
-    rundir.write_json("summary.json", summary)
-    report(summary, state, rundir)
+    if main_rank:
+        records = rundir.read_metrics()
+        save_curves(records, rundir.path / "curves.png")
+        loggers.write_csv(records, rundir.path / "metrics.csv")
+        rundir.write_json("summary.json", summary)
+        report(summary, state, rundir)
+    distributed.barrier()  # the run directory is complete before any rank returns
     return summary
 
 

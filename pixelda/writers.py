@@ -62,60 +62,89 @@ class ImageFolderWriter:
     """DIR/<class>/<index>_<variant>.png plus DIR/labels.csv (file, label, source_index, variant).
 
     Class folders are named after `classes`; torchvision's ImageFolder sorts folder names, so
-    its class indices equal ours whenever the names sort in index order (as "0".."9" do)."""
+    its class indices equal ours whenever the names sort in index order (as "0".."9" do).
+    `labels` and `source_index` describe every exported source, in order; write() may be called
+    by several processes for different batches, close() by one once all are written."""
 
-    def __init__(self, *, root: Path, classes: list[str], max_index: int):
-        self.root = root
-        self.classes = classes
+    def __init__(
+        self,
+        *,
+        root: Path,
+        classes: list[str],
+        max_index: int,
+        labels: torch.Tensor,
+        source_index: torch.Tensor,
+        variants: int,
+        create: bool = True,
+    ):
+        self.root, self.classes, self.variants = root, classes, variants
+        self.labels, self.source_index = labels.tolist(), source_index.tolist()
         self.digits = len(str(max_index))  # zero-padded, so file names sort in source order
-        for name in classes:
-            (root / name).mkdir()
-        # Open across write() calls, closed by close(); on an error the staging folder goes.
-        self._csv_file = open(root / "labels.csv", "w", newline="")  # noqa: SIM115
-        self._csv = csv.writer(self._csv_file, lineterminator="\n")
-        self._csv.writerow(["file", "label", "source_index", "variant"])
+        if create:
+            for name in classes:
+                (root / name).mkdir()
 
-    def write(self, images: torch.Tensor, labels: torch.Tensor, source_index: torch.Tensor) -> None:
-        """images: uint8 (B, K, C, H, W), K variants of each source; labels, source_index: (B,)."""
-        for variants, label, index in zip(images, labels.tolist(), source_index.tolist()):
+    def _name(self, label: int, index: int, variant: int) -> str:
+        return f"{self.classes[label]}/{index:0{self.digits}d}_{variant}.png"
+
+    def write(self, images: torch.Tensor, start: int) -> None:
+        """images: uint8 (B, K, C, H, W), K variants of the sources at start..start+B-1."""
+        for offset, variants in enumerate(images):
+            label, index = self.labels[start + offset], self.source_index[start + offset]
             for v, image in enumerate(variants):
-                name = f"{self.classes[label]}/{index:0{self.digits}d}_{v}.png"
                 Image.fromarray(_hwc(image)).save(
-                    self.root / name, format="PNG", compress_level=PNG_COMPRESS_LEVEL
+                    self.root / self._name(label, index, v),
+                    format="PNG",
+                    compress_level=PNG_COMPRESS_LEVEL,
                 )
-                self._csv.writerow([name, label, index, v])
 
     def close(self) -> None:
-        self._csv_file.close()
+        with open(self.root / "labels.csv", "w", newline="") as f:
+            out = csv.writer(f, lineterminator="\n")
+            out.writerow(["file", "label", "source_index", "variant"])
+            for label, index in zip(self.labels, self.source_index):
+                for v in range(self.variants):
+                    out.writerow([self._name(label, index, v), label, index, v])
 
 
 class NpzWriter:
     """DIR/adapted.npz: uint8 NHWC `images`, int64 `labels`, `source_index` and `variant`.
 
-    Images stream into a preallocated .npy memmap in DIR (disk-backed, so memory stays flat
-    whatever N is), which close() copies into the zip and deletes; the per-image integer arrays
-    (24 bytes an image) are kept in memory."""
+    Images go into a preallocated .npy memmap in DIR (disk-backed, so memory stays flat
+    whatever N is; several processes may each fill their own rows), which close() copies into
+    the zip and deletes; the per-image integer arrays (24 bytes an image) are kept in memory."""
 
-    def __init__(self, *, root: Path, num_sources: int, variants: int, shape: tuple[int, int, int]):
+    def __init__(
+        self,
+        *,
+        root: Path,
+        labels: torch.Tensor,
+        source_index: torch.Tensor,
+        variants: int,
+        shape: tuple[int, int, int],
+        create: bool = True,
+    ):
         c, h, w = shape
-        self.path = root / "adapted.npz"
+        self.path, self.variants = root / "adapted.npz", variants
         self._npy = root / ".images.npy"
-        n = num_sources * variants
-        self._images = np.lib.format.open_memmap(self._npy, "w+", np.uint8, (n, h, w, c))
+        n = len(labels) * variants
+        if create:
+            self._images = np.lib.format.open_memmap(self._npy, "w+", np.uint8, (n, h, w, c))
+        else:
+            self._images = np.load(self._npy, mmap_mode="r+")
+        # Rows go source-major: (source 0, variant 0..K-1), (source 1, ...), ...
         self._columns = {
-            name: np.zeros(n, np.int64) for name in ("labels", "source_index", "variant")
+            "labels": labels.repeat_interleave(variants).numpy(),
+            "source_index": source_index.repeat_interleave(variants).numpy(),
+            "variant": np.tile(np.arange(variants), len(labels)),
         }
-        self._rows = 0
 
-    def write(self, images: torch.Tensor, labels: torch.Tensor, source_index: torch.Tensor) -> None:
-        """images: uint8 (B, K, C, H, W); rows go source-major: (source 0, variant 0..K-1), ..."""
+    def write(self, images: torch.Tensor, start: int) -> None:
+        """images: uint8 (B, K, C, H, W), K variants of the sources at start..start+B-1."""
         b, k = images.shape[:2]
-        rows = slice(self._rows, self._rows + b * k)
+        rows = slice(start * k, (start + b) * k)
         self._images[rows] = images.flatten(0, 1).permute(0, 2, 3, 1).numpy()
-        self._columns["labels"][rows] = labels.repeat_interleave(k).numpy()
-        self._columns["source_index"][rows] = source_index.repeat_interleave(k).numpy()
-        self._columns["variant"][rows] = np.tile(np.arange(k), b)
-        self._rows += b * k
+        self._images.flush()
 
     def close(self) -> None:
         self._images.flush()
@@ -125,7 +154,9 @@ class NpzWriter:
                 shutil.copyfileobj(src, dst, 1 << 20)
             for name, column in self._columns.items():
                 with _member(zf, f"{name}.npy") as dst:
-                    np.lib.format.write_array(dst, column, allow_pickle=False)
+                    np.lib.format.write_array(
+                        dst, column.astype(np.int64), allow_pickle=False
+                    )
         self._npy.unlink()
 
 

@@ -44,9 +44,10 @@ def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dic
     """Label loss on source images; domain loss on source and (unlabeled) target images."""
     lam = cfg.dann_weight * dann_lambda(progress)
     n_src = batch.x_src.size(0)
-    # The tower has no batch norm, so one pass over both domains equals two separate passes.
-    feats = m["classifier"].features(torch.cat([batch.x_src, batch.x_tgt]))  # (2B, F)
-    task_loss = losses.task_loss(m["classifier"].head(feats[:n_src]), batch.y_src)
+    # The tower has no batch norm, so one pass over both domains equals two separate passes;
+    # the target rows' logits are not used.
+    logits, feats = m["classifier"](torch.cat([batch.x_src, batch.x_tgt]), with_features=True)
+    task_loss = losses.task_loss(logits[:n_src], batch.y_src)
     domain_logits = m["domain_classifier"](grad_reverse(feats, lam))  # (2B,)
     domain_loss = losses.domain_loss(domain_logits[:n_src], domain_logits[n_src:])
     optimize(opts["dann"], task_loss + domain_loss, cfg.clip_grad_norm)
