@@ -162,6 +162,7 @@ def restore(run: Run, saved: dict) -> None:
 
 def save_checkpoint(run: Run, state: LoopState) -> None:
     """Rank 0 writes the checkpoint; under torchrun it holds every rank's random state."""
+    distributed.sync_buffers(run.models)
     rng_ranks = distributed.gather(checkpoint.rng_state())
     if not distributed.is_main():
         return
@@ -182,6 +183,7 @@ def save_checkpoint(run: Run, state: LoopState) -> None:
 
 def evaluate(run: Run, state: LoopState) -> dict:
     """Held-out metrics; under torchrun every rank scores its share of each test split."""
+    distributed.sync_buffers(run.models)
     metrics = run.method.evaluate(run.models, run.data)
     state.last_eval = metrics
     log_record(

@@ -121,6 +121,17 @@ def broadcast(obj):
     return box[0]
 
 
+def sync_buffers(models: nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank. DDP sends them at the
+    start of each forward, so after a step each rank holds those of its own last batch; this
+    makes every rank evaluate, and rank 0 save, one and the same model."""
+    if world_size() == 1:
+        return
+    for buffer in models.buffers():
+        if buffer.is_floating_point() or buffer.dtype == torch.int64:
+            dist.broadcast(buffer.data, src=0)
+
+
 def shard(n: int) -> torch.Tensor:
     """This rank's share of 0..n-1 (every world_size-th index), for evaluation and export."""
     return torch.arange(rank(), n, world_size())

@@ -328,13 +328,13 @@ def sha256(path: Path) -> str:
 def make_writer(plan: Plan, root: Path, *, create: bool):
     """The format's writer over every exported source; `create` makes its files (rank 0),
     otherwise it opens those rank 0 made."""
-    common = dict(
-        root=root,
-        labels=plan.source.labels[plan.indices],
-        source_index=plan.indices,
-        variants=plan.cfg.variants,
-        create=create,
-    )
+    common = {
+        "root": root,
+        "labels": plan.source.labels[plan.indices],
+        "source_index": plan.indices,
+        "variants": plan.cfg.variants,
+        "create": create,
+    }
     if plan.cfg.format == "npz":
         return NpzWriter(**common, shape=tuple(plan.source.images.shape[1:]))
     return ImageFolderWriter(**common, classes=plan.classes, max_index=len(plan.source) - 1)

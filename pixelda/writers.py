@@ -154,9 +154,7 @@ class NpzWriter:
                 shutil.copyfileobj(src, dst, 1 << 20)
             for name, column in self._columns.items():
                 with _member(zf, f"{name}.npy") as dst:
-                    np.lib.format.write_array(
-                        dst, column.astype(np.int64), allow_pickle=False
-                    )
+                    np.lib.format.write_array(dst, column.astype(np.int64), allow_pickle=False)
         self._npy.unlink()
 
 
