@@ -348,7 +348,8 @@ def report(summary: dict, state: LoopState, rundir: RunDir) -> None:
     if state.interrupted:
         print(
             f"interrupted at step {state.step}; checkpoint saved. Continue with: "
-            f"python -m pixelda.train --out {rundir.path} --resume",
+            f"python -m pixelda.train --out {rundir.path} --resume"
+            + (" (or under torchrun, as it was started)" if summary["processes"] > 1 else ""),
             file=sys.stderr,
         )
     metrics = summary["metrics"].items()
@@ -364,7 +365,7 @@ def report(summary: dict, state: LoopState, rundir: RunDir) -> None:
     ]
     print(
         f"step {state.step}: "
-        + (", ".join(parts) or "no labeled test data")
+        + (", ".join(parts) or ("not evaluated" if state.interrupted else "no labeled test data"))
         + f" (held-out, eval mode); {summary['train_s']:.0f}s training; run in {rundir.path}"
     )
 
