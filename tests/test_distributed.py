@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ import torch
 from pixelda import checkpoint, train
 from pixelda.batches import Batches
 from pixelda.data import ImageSet
+from pixelda.evaluate import main as evaluate_main
+from pixelda.evaluate import score
 from pixelda.export import main as export_main
 
 from .conftest import TINY
@@ -93,7 +96,46 @@ def test_two_ranks_train_in_step_and_rank_zero_writes_once(two_rank_run):
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["finished"]
-    assert 0 <= summary["target_test_acc"] <= 1
+    alone = evaluate_main(["--checkpoint", str(out / "ckpt.pt")])
+    assert alone["n"] == 1000 and alone["acc"] == pytest.approx(summary["target_test_acc"])
+
+
+def _scored_by_rank(rank: int, store: str, results) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{store}", rank=rank, world_size=2
+    )
+    model, data, targets = _scoring_problem()
+    results[rank] = [score(model, data), score(model, replace(data, labels=targets))]
+    torch.distributed.destroy_process_group()
+
+
+def _scoring_problem():
+    """A fixed random classifier and 101 images whose labels it gets right about half the time;
+    also regression targets for the same images."""
+    g = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    torch.nn.init.normal_(model[1].weight, generator=g)
+    torch.nn.init.normal_(model[1].bias, generator=g)
+    x = torch.randint(0, 256, (101, 3, 2, 2), generator=g, dtype=torch.uint8)
+    with torch.no_grad():
+        right = model(x.float() / 127.5 - 1).argmax(1)
+    labels = torch.where(torch.rand(101, generator=g) < 0.5, right, (right + 1) % 3)
+    targets = torch.randn(101, 3, generator=g)
+    return model, ImageSet(images=x, labels=labels, name="toy"), targets
+
+
+def test_evaluation_split_over_two_ranks_scores_the_whole_split(tmp_path):
+    model, data, targets = _scoring_problem()
+    alone = [score(model, data), score(model, replace(data, labels=targets))]
+    assert 0.3 < alone[0]["acc"] < 0.7 and alone[1]["rmse"] > 0
+    results = torch.multiprocessing.Manager().dict()
+    torch.multiprocessing.spawn(
+        _scored_by_rank, args=(str(tmp_path / "store"), results), nprocs=2, join=True
+    )
+    for rank in range(2):
+        assert results[rank][0] == pytest.approx(alone[0])
+        assert results[rank][1]["rmse"] == pytest.approx(alone[1]["rmse"])
+        assert results[rank][1]["rmse_per_output"] == pytest.approx(alone[1]["rmse_per_output"])
 
 
 def test_a_two_rank_checkpoint_resumes_in_one_process(two_rank_run, tmp_path):
