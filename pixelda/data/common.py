@@ -58,6 +58,11 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 def from_numpy_hwc(array: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W) or (N, H, W, C) -> uint8 (N, C, H, W)."""
     t = torch.from_numpy(np.array(array, copy=True, order="C"))
+    if t.dim() == 4 and t.size(3) == 1:
+        # Not a permute: its (N, 1, H, W) strides (HW, 1, W, 1) also read as channels_last,
+        # and convolutions would then pick other kernels, rounding differently than on a
+        # row-major copy of the same images (MNIST's layout).
+        t = t[..., 0]
     return t.unsqueeze(1) if t.dim() == 3 else t.permute(0, 3, 1, 2).contiguous()
 
 
