@@ -39,6 +39,7 @@ RESUMABLE = {
     "out",
     "max_minutes",
     "on_nan",
+    "stream",
 }
 
 
@@ -88,6 +89,7 @@ def data_options(cfg) -> DataOptions:
         mask_from_background=cfg.mask_from_background,
         mask_tolerance=cfg.mask_tolerance,
         skip_bad_files=cfg.skip_bad_files,
+        stream=cfg.stream,
     )
 
 
