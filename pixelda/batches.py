@@ -58,10 +58,15 @@ class Batch:
 
 
 class _OnDevice:
+    """A dataset's tensors on the device, except streamed images and masks: those stay
+    memory-mapped on the CPU and each batch is moved on its own (see Batches.next)."""
+
     def __init__(self, data: ImageSet, device: torch.device):
-        self.images = data.images.to(device)
+        self.device = device
+        home = torch.device("cpu") if data.streamed else device  # .to("cpu") keeps the mapping
+        self.images = data.images.to(home)
         self.labels = None if data.labels is None else data.labels.to(device)
-        self.masks = None if data.masks is None else data.masks.to(device)
+        self.masks = None if data.masks is None else data.masks.to(home)
 
 
 class Batches:
@@ -98,14 +103,14 @@ class Batches:
         i = self._draw("source").to(self.source.images.device)
         s = self.source
         batch = Batch(
-            x_src=to_float(s.images[i]),
+            x_src=to_float(s.images[i].to(s.device)),
             y_src=None if s.labels is None else s.labels[i],
-            mask_src=None if s.masks is None else s.masks[i].float(),
+            mask_src=None if s.masks is None else s.masks[i].to(s.device).float(),
             x_tgt=None,
         )
         if self.target is not None:
             j = self._draw("target").to(self.target.images.device)
-            batch.x_tgt = to_float(self.target.images[j])
+            batch.x_tgt = to_float(self.target.images[j].to(self.target.device))
             if self.target.labels is not None:
                 batch.y_tgt = self.target.labels[j]
         return batch

@@ -19,6 +19,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 TASKS = ("classification", "regression")
 ON_NAN = ("stop", "skip")
 RESIZE_MODES = ("stretch", "crop", "pad")
+STREAM_MODES = ("auto", "on", "off")
 
 
 def option(default, help: str, **meta):
@@ -62,6 +63,13 @@ class TrainConfig:
     mask_tolerance: int = option(10, "--mask-from-background: per-channel tolerance (0..255)")
     skip_bad_files: bool = option(
         False, "skip unreadable images and bad CSV rows with one warning, instead of an error"
+    )
+    stream: str = option(
+        "auto",
+        "folders and CSVs: decode once into a cache under --cache-dir and read batches from disk "
+        "(on), keep them in memory (off), or stream when a split would take over half the "
+        "available memory (auto)",
+        choices=STREAM_MODES,
     )
     # Run
     steps: int = option(250_000, "training iterations (one D-step and one G-step each)")
@@ -206,6 +214,8 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--on-nan: expected one of {ON_NAN}, got {cfg.on_nan!r}")
     if cfg.resize_mode not in RESIZE_MODES:
         raise UserError(f"--resize-mode: expected one of {RESIZE_MODES}, got {cfg.resize_mode!r}")
+    if cfg.stream not in STREAM_MODES:
+        raise UserError(f"--stream: expected one of {STREAM_MODES}, got {cfg.stream!r}")
     if cfg.device not in DEVICES:
         raise UserError(f"--device: expected one of {DEVICES}, got {cfg.device!r}")
     if not (16 <= cfg.image_size <= 128 and cfg.image_size % 4 == 0):

@@ -27,7 +27,8 @@ SEED = 0
 def cache_path(train: ImageSet, cache_dir: Path) -> Path:
     """cache_dir/judges/<name>-<n>-<C>x<S>px-<digest>.pt; the digest covers images and labels."""
     digest = hashlib.sha1(f"v{VERSION}-{STEPS}-{BATCH_SIZE}-{LR}-{SEED}".encode())
-    digest.update(train.images.numpy().tobytes())
+    for part in train.images.split(4096):  # a chunk at a time: a streamed set stays on disk
+        digest.update(part.numpy().tobytes())
     digest.update(train.labels.numpy().tobytes())
     size = train.images.size(-1)
     name = f"{train.name}-{len(train)}-{train.channels}x{size}px-{digest.hexdigest()[:12]}.pt"

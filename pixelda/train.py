@@ -40,6 +40,7 @@ RESUMABLE = {
     "max_minutes",
     "on_nan",
     "sync_bn",
+    "stream",
 }
 
 
@@ -89,6 +90,7 @@ def data_options(cfg) -> DataOptions:
         mask_from_background=cfg.mask_from_background,
         mask_tolerance=cfg.mask_tolerance,
         skip_bad_files=cfg.skip_bad_files,
+        stream=cfg.stream,
     )
 
 

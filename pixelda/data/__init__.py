@@ -1,6 +1,7 @@
 """Data sources by name: mnist, mnistm, usps, folder:PATH; embedded offline data by default.
 
-`load(spec, split, opts)` returns a whole split as an ImageSet of uint8 (N, C, S, S) tensors.
+`load(spec, split, opts)` returns a whole split as an ImageSet of uint8 (N, C, S, S) tensors,
+in memory or, for folders and CSV manifests with opts.stream, memory-mapped from disk.
 """
 
 import os
@@ -15,6 +16,7 @@ from .manifest import load_csv
 from .mnist import load_embedded_mnist, load_mnist
 from .mnistm import build_mnistm, find_release, load_release
 from .photos import embedded_photo_files, photo_files
+from .stream import MODES as STREAM_MODES
 from .usps import load_usps
 
 __all__ = ["DataOptions", "ImageSet", "describe", "load", "to_float", "to_uint8"]
@@ -32,6 +34,7 @@ class DataOptions:
     mask_from_background: str = ""  # "R,G,B": foreground differs from it by > mask_tolerance
     mask_tolerance: int = 10
     skip_bad_files: bool = False
+    stream: str = "auto"  # folders and CSV manifests: memory-map from the cache (stream.py)
 
     def read_options(self) -> ReadOptions:
         """How folders and CSV manifests read their files; a bad setting is a UserError."""
@@ -39,6 +42,8 @@ class DataOptions:
             raise UserError(
                 f"--resize-mode: expected one of {RESIZE_MODES}, got {self.resize_mode!r}"
             )
+        if self.stream not in STREAM_MODES:
+            raise UserError(f"--stream: expected one of {STREAM_MODES}, got {self.stream!r}")
         if not 0 <= self.mask_tolerance <= 255:
             raise UserError(f"--mask-tolerance: expected 0..255, got {self.mask_tolerance}")
         background = None
@@ -53,7 +58,14 @@ class DataOptions:
                     f"--mask-from-background: expected R,G,B with values 0..255, "
                     f"got {self.mask_from_background!r}"
                 )
-        return ReadOptions(self.resize_mode, background, self.mask_tolerance, self.skip_bad_files)
+        return ReadOptions(
+            self.resize_mode,
+            background,
+            self.mask_tolerance,
+            self.skip_bad_files,
+            stream=self.stream,
+            cache=self.cache,
+        )
 
     @property
     def root(self) -> Path | None:
@@ -83,14 +95,22 @@ class DataOptions:
         return photo_files(default)
 
 
-def _load_native(spec: str, split: str, opts: DataOptions) -> ImageSet | None:
+def _load_native(
+    spec: str, split: str, opts: DataOptions, channels: int | None = None
+) -> ImageSet | None:
+    """One split as its source has it; folders and CSV manifests streamed from disk are
+    converted to `channels` as they are decoded, the rest later by conform."""
     root = opts.root
     if spec.startswith("csv:"):
         path = Path(spec[len("csv:") :]).expanduser()
-        return load_csv(path, split, size=opts.image_size, opts=opts.read_options())
+        return load_csv(
+            path, split, size=opts.image_size, opts=opts.read_options(), channels=channels
+        )
     if spec.startswith("folder:"):
         path = Path(spec[len("folder:") :]).expanduser()
-        return load_folder(path, split, size=opts.image_size, opts=opts.read_options())
+        return load_folder(
+            path, split, size=opts.image_size, opts=opts.read_options(), channels=channels
+        )
     if spec == "mnist":
         return (
             load_embedded_mnist(split)
@@ -121,7 +141,7 @@ def load(
     With `channels`, images are converted to that many channels (1 or 3)."""
     if split == "eval" and not spec.startswith(("folder:", "csv:")):
         split = "test"
-    data = _load_native(spec, split, opts)
+    data = _load_native(spec, split, opts, channels)
     if data is None:
         return None
     return conform(data, size=opts.image_size, channels=channels or data.channels)

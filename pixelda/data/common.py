@@ -1,4 +1,5 @@
-"""The one data contract: ImageSet holds uint8 NCHW images in memory; models see float32 [-1, 1]."""
+"""The one data contract: ImageSet holds uint8 NCHW images in memory (or memory-mapped from
+disk); models see float32 [-1, 1]."""
 
 from dataclasses import dataclass, replace
 
@@ -13,6 +14,8 @@ class ImageSet:
 
     images: uint8 (N, C, H, W); labels: int64 (N,) class indices, float32 (N, K) regression
     targets, or None when unlabeled; masks: uint8 (N, 1, H, W) in {0, 1} (foreground) or None.
+    streamed: images and masks are memory-mapped from disk (pixelda/data/stream.py): index
+    them a batch at a time; copying them whole (.to(device), .clone()) would read them all.
     """
 
     images: torch.Tensor
@@ -20,6 +23,7 @@ class ImageSet:
     name: str
     classes: list[str] | None = None
     masks: torch.Tensor | None = None
+    streamed: bool = False
 
     def __len__(self) -> int:
         return self.images.size(0)
@@ -42,6 +46,7 @@ class ImageSet:
             images=self.images[index],
             labels=None if self.labels is None else self.labels[index],
             masks=None if self.masks is None else self.masks[index],
+            streamed=False,  # indexing copies into memory
         )
 
 
@@ -58,6 +63,11 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 def from_numpy_hwc(array: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W) or (N, H, W, C) -> uint8 (N, C, H, W)."""
     t = torch.from_numpy(np.array(array, copy=True, order="C"))
+    if t.dim() == 4 and t.size(3) == 1:
+        # Not a permute: its (N, 1, H, W) strides (HW, 1, W, 1) also read as channels_last,
+        # and convolutions would then pick other kernels, rounding differently than on a
+        # row-major copy of the same images (MNIST's layout).
+        t = t[..., 0]
     return t.unsqueeze(1) if t.dim() == 3 else t.permute(0, 3, 1, 2).contiguous()
 
 
@@ -99,7 +109,10 @@ def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 def conform(data: ImageSet, *, size: int, channels: int) -> ImageSet:
     """Resize and convert channels so every set in a run shares one shape."""
     masks = None if data.masks is None else resize_masks(data.masks, size)
-    return replace(data, images=match_channels(resize(data.images, size), channels), masks=masks)
+    images = match_channels(resize(data.images, size), channels)
+    # A converted copy is in memory (streamed sets are converted as they are decoded).
+    streamed = data.streamed and images is data.images
+    return replace(data, images=images, masks=masks, streamed=streamed)
 
 
 def stratified_split(

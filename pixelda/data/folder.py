@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
+from . import stream
 from .common import ImageSet, from_numpy_hwc
 from .photos import IMAGE_SUFFIXES
 
@@ -28,16 +29,21 @@ ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How files become images: geometry, foreground masks, what to do with unreadable files.
+    """How files become images: geometry, foreground masks, what to do with unreadable files,
+    whether to keep them in memory.
 
     resize_mode: stretch to SxS, crop (shorter side to S, centre crop) or pad (longer side to S,
     black borders). background: an (R, G, B) colour whose pixels, within `tolerance` on every
-    channel, are background; None uses alpha channels (and CSV mask columns) only."""
+    channel, are background; None uses alpha channels (and CSV mask columns) only.
+    stream: auto, on or off, memory-mapping decoded images from a cache under `cache`
+    (pixelda/data/stream.py); without a cache, never."""
 
     resize_mode: str = "stretch"
     background: tuple[int, int, int] | None = None
     tolerance: int = 10
     skip_bad_files: bool = False
+    stream: str = "off"
+    cache: Path | None = None
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -181,6 +187,40 @@ def decode(path: Path, size: int, channels: int) -> np.ndarray:
     return read(path, size, channels)[0]
 
 
+def decoded(
+    files: list[Path],
+    *,
+    size: int,
+    opts: ReadOptions,
+    problems: list[str],
+    mask_files: list[Path | None] | None = None,
+):
+    """(index, image (S, S, C), mask (S, S), whether it had one) for each readable file, in
+    order; C is the first readable file's. An unreadable file is a UserError, or with
+    opts.skip_bad_files appended to `problems` and skipped."""
+    channels = None
+    for i, f in enumerate(files):
+        try:
+            channels = channels or folder_channels(f)
+            mask_path = None if mask_files is None else mask_files[i]
+            image, mask, has_mask = read(f, size, channels, opts, mask_path)
+        except UserError as e:
+            if not opts.skip_bad_files:
+                raise
+            problems.append(str(e))
+            continue
+        yield i, image, mask, has_mask
+
+
+def report_skipped(problems: list[str], bad_rows: int, where: str) -> None:
+    """One warning on stderr counting the bad rows (the first `bad_rows` problems) and the
+    unreadable files, if there were any."""
+    if problems:
+        counts = [(bad_rows, "bad row"), (len(problems) - bad_rows, "unreadable file")]
+        what = " and ".join(f"{n} {noun}{'s' if n != 1 else ''}" for n, noun in counts if n)
+        print(f"warning: skipped {what} in {where} (first: {problems[0]})", file=sys.stderr)
+
+
 def read_files(
     files: list[Path],
     *,
@@ -195,28 +235,111 @@ def read_files(
     counted (with `problems` found before, e.g. bad CSV rows) in one warning on stderr."""
     problems = list(problems or [])
     bad_rows = len(problems)
-    images, masks, kept, channels, found = [], [], [], None, False
-    for i, f in enumerate(files):
-        try:
-            channels = channels or folder_channels(f)
-            mask_path = None if mask_files is None else mask_files[i]
-            image, mask, has_mask = read(f, size, channels, opts, mask_path)
-        except UserError as e:
-            if not opts.skip_bad_files:
-                raise
-            problems.append(str(e))
-            continue
+    images, masks, kept, found = [], [], [], False
+    for i, image, mask, has_mask in decoded(
+        files, size=size, opts=opts, problems=problems, mask_files=mask_files
+    ):
         images.append(image)
         masks.append(mask)
         kept.append(i)
         found = found or has_mask
-    if problems:
-        counts = [(bad_rows, "bad row"), (len(problems) - bad_rows, "unreadable file")]
-        what = " and ".join(f"{n} {noun}{'s' if n != 1 else ''}" for n, noun in counts if n)
-        print(f"warning: skipped {what} in {where} (first: {problems[0]})", file=sys.stderr)
+    report_skipped(problems, bad_rows, where)
     if not images:
         raise UserError(f"{where}: no readable images left")
     return np.stack(images), np.stack(masks) if found else None, kept
+
+
+def read_images(
+    files: list[Path],
+    labels: torch.Tensor | None,
+    *,
+    name: str,
+    classes: list[str] | None,
+    size: int,
+    opts: ReadOptions,
+    where: str,
+    channels: int | None = None,
+    mask_files: list[Path | None] | None = None,
+    problems: list[str] | None = None,
+) -> ImageSet:
+    """The readable files as an ImageSet, with their rows of `labels` (indexed like files).
+
+    Decoded into memory; or, when opts.stream chooses it, memory-mapped from the stream cache
+    (decoded into it first if it has no entry for these files), converted to `channels`."""
+    native = _first_channels(files)
+    if channels == native:
+        channels = None  # nothing to convert, and one cache entry whoever asks
+    nbytes = len(files) * ((channels or native or 3) + 1) * size * size  # at most, with masks
+    streaming = opts.cache is not None and stream.wanted(opts.stream, nbytes)
+    if streaming:
+        images, masks, kept = _streamed(
+            files,
+            name=name,
+            size=size,
+            opts=opts,
+            where=where,
+            channels=channels,
+            mask_files=mask_files,
+            problems=problems,
+        )
+    else:
+        images, masks, kept = read_files(
+            files, size=size, opts=opts, where=where, mask_files=mask_files, problems=problems
+        )
+        images, masks = from_numpy_hwc(images), None if masks is None else from_numpy_hwc(masks)
+    labels = None if labels is None else labels[torch.tensor(kept, dtype=torch.int64)]
+    return ImageSet(images, labels, name=name, classes=classes, masks=masks, streamed=streaming)
+
+
+def _first_channels(files: list[Path]) -> int | None:
+    """The channels decoded() gives files: the first file's; None if it cannot be read."""
+    try:
+        return folder_channels(files[0]) if files else None
+    except UserError:
+        return None
+
+
+def _streamed(
+    files: list[Path],
+    *,
+    name: str,
+    size: int,
+    opts: ReadOptions,
+    where: str,
+    channels: int | None,
+    mask_files: list[Path | None] | None,
+    problems: list[str] | None,
+) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
+    """read_files' images, masks and kept indices, as (N, C, S, S) and (N, 1, S, S) tensors
+    memory-mapped from the stream cache; the warning about skipped files as read_files'."""
+    settings = {
+        "size": size,
+        "channels": channels,
+        "resize_mode": opts.resize_mode,
+        "background": opts.background,
+        "tolerance": opts.tolerance,
+        "skip_bad_files": opts.skip_bad_files,
+        "mask_column": mask_files is not None,
+    }
+    key = stream.fingerprint([*files, *(mask_files or [])], settings)
+    path = opts.cache / "stream" / f"{name}-{key}"
+    unreadable, problems = [], list(problems or [])
+    items = decoded(files, size=size, opts=opts, problems=unreadable, mask_files=mask_files)
+    entry = stream.load(
+        path, items, problems=unreadable, total=len(files), channels=channels, where=where
+    )
+    # A cached entry remembers the files it skipped; a new one has just found them.
+    report_skipped(problems + (entry[2]["problems"] if entry else unreadable), len(problems), where)
+    if entry is None:
+        raise UserError(f"{where}: no readable images left")
+    images, masks, meta = entry
+    mb = (images.numel() + (0 if masks is None else masks.numel())) / 1e6
+    print(
+        f"streaming {where}: {len(images):,} images, {mb:,.1f} MB decoded, memory-mapped from "
+        f"{path}",
+        file=sys.stderr,
+    )
+    return images, masks, meta["kept"]
 
 
 def folder_channels(path: Path) -> int:
@@ -239,11 +362,17 @@ def held_out(files: list[Path], root: Path) -> np.ndarray:
 
 
 def load_folder(
-    folder: Path, split: str, *, size: int, opts: ReadOptions = ReadOptions()
+    folder: Path,
+    split: str,
+    *,
+    size: int,
+    opts: ReadOptions = ReadOptions(),
+    channels: int | None = None,
 ) -> ImageSet | None:
     """The split of a folder as an ImageSet, or None for the test split of a flat folder.
 
-    split "eval" is a folder given as a test set: its test/ sub-folder if it has one, else all."""
+    split "eval" is a folder given as a test set: its test/ sub-folder if it has one, else all.
+    `channels` only matters to a streamed split (see read_images)."""
     has_splits = (folder / "train").is_dir() and (folder / "test").is_dir()
     if split == "eval":
         files, labels, classes = scan(folder / "test" if has_splits else folder)
@@ -264,11 +393,13 @@ def load_folder(
             f"folder:{folder}: no images fall in its held-out {split} split (10% of the files, "
             f"chosen by name); add images, or give train/ and test/ sub-folders"
         )
-    images, masks, kept = read_files(files, size=size, opts=opts, where=f"folder:{folder}")
-    return ImageSet(
-        from_numpy_hwc(images),
-        None if labels is None else torch.tensor([labels[i] for i in kept], dtype=torch.int64),
+    return read_images(
+        files,
+        None if labels is None else torch.tensor(labels, dtype=torch.int64),
         name=f"folder-{folder.name}-{split}",
         classes=classes,
-        masks=None if masks is None else from_numpy_hwc(masks),
+        size=size,
+        opts=opts,
+        where=f"folder:{folder}",
+        channels=channels,
     )

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .common import ImageSet, from_numpy_hwc
-from .folder import ReadOptions, held_out, read_files
+from .common import ImageSet
+from .folder import ReadOptions, held_out, read_images
 
 
 def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -64,10 +64,18 @@ def _targets(header: list[str], rows: list[list[str]]):
     return torch.from_numpy(values.reshape(len(rows), k)), None
 
 
-def load_csv(path: Path, split: str, *, size: int, opts: ReadOptions | None = None) -> ImageSet:
+def load_csv(
+    path: Path,
+    split: str,
+    *,
+    size: int,
+    opts: ReadOptions | None = None,
+    channels: int | None = None,
+) -> ImageSet:
     """The train or test split of a CSV manifest ('eval': all rows) as an ImageSet.
 
-    A last column named 'mask' gives each image's mask file (nonzero: foreground)."""
+    A last column named 'mask' gives each image's mask file (nonzero: foreground).
+    `channels` only matters to a streamed split (see folder.read_images)."""
     opts = opts or ReadOptions()
     header, rows = _rows(path)
     if not _target_columns(header):
@@ -93,18 +101,15 @@ def load_csv(path: Path, split: str, *, size: int, opts: ReadOptions | None = No
     mask_files = None
     if header[-1] == "mask":
         mask_files = [path.parent / r[-1].strip() if r[-1].strip() else None for r in rows]
-    images, masks, kept = read_files(
+    return read_images(
         files,
+        labels,
+        name=f"csv-{path.stem}-{split}",
+        classes=classes,
         size=size,
         opts=opts,
         where=f"csv:{path}",
+        channels=channels,
         mask_files=mask_files,
         problems=skipped,
-    )
-    return ImageSet(
-        from_numpy_hwc(images),
-        labels[torch.tensor(kept, dtype=torch.int64)],
-        name=f"csv-{path.stem}-{split}",
-        classes=classes,
-        masks=None if masks is None else from_numpy_hwc(masks),
     )
