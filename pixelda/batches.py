@@ -75,7 +75,9 @@ class Batches:
         batch_size: int,
         seed: int,
         device: torch.device,
+        memory_format: torch.memory_format = torch.contiguous_format,  # of the images
     ):
+        self.memory_format = memory_format
         self.source = _OnDevice(source, device)
         self.target = None if target is None else _OnDevice(target, device)
         self.streams = {"source": IndexStream(len(source), batch_size, seed)}
@@ -86,14 +88,16 @@ class Batches:
         i = self.streams["source"].next().to(self.source.images.device)
         s = self.source
         batch = Batch(
-            x_src=to_float(s.images[i]),
+            x_src=to_float(s.images[i]).contiguous(memory_format=self.memory_format),
             y_src=None if s.labels is None else s.labels[i],
             mask_src=None if s.masks is None else s.masks[i].float(),
             x_tgt=None,
         )
         if self.target is not None:
             j = self.streams["target"].next().to(self.target.images.device)
-            batch.x_tgt = to_float(self.target.images[j])
+            batch.x_tgt = to_float(self.target.images[j]).contiguous(
+                memory_format=self.memory_format
+            )
             if self.target.labels is not None:
                 batch.y_tgt = self.target.labels[j]
         return batch

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import __version__, checkpoint, loggers
+from . import __version__, checkpoint, loggers, speed
 from .adversarial import LoopState, Run, fit
 from .api import TrainModule
 from .config import TrainConfig, resolve, train_parser
@@ -39,6 +39,11 @@ RESUMABLE = {
     "out",
     "max_minutes",
     "on_nan",
+    # Speed settings: same weights, optimizer state and checkpoint format (pixelda/speed.py)
+    "channels_last",
+    "fused_adam",
+    "compile",
+    "amp",
 }
 
 
@@ -199,18 +204,23 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
     )
     torch.manual_seed(cfg.seed)
     method = METHODS[cfg.method]
-    models = method.build(cfg, info).to(device)
+    models = speed.prepare_models(method.build(cfg, info), cfg, device)
     optimizers = method.optimizers(models, cfg)
     from .batches import Batches
 
     batches = Batches(
-        src, data.target_train, batch_size=cfg.batch_size, seed=cfg.seed, device=device
+        src,
+        data.target_train,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        device=device,
+        memory_format=speed.memory_format(cfg),
     )
     state = LoopState()
     if ckpt is not None:
         checkpoint.load_models(models, ckpt["models"])
         for name, opt in optimizers.items():
-            opt.load_state_dict(ckpt["optimizers"][name])
+            speed.load_optimizer(opt, ckpt["optimizers"][name])
         batches.load_state_dict(ckpt["batches"])
         checkpoint.set_rng_state(ckpt["rng"])
         state = LoopState(
