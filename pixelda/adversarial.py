@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import checkpoint, distributed
+from . import checkpoint, distributed, speed
 from .errors import UserError
 from .fileio import atomic_save_png
 from .plots import grid_image
@@ -25,11 +25,14 @@ from .plots import grid_image
 def optimize(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float = 0.0) -> None:
     """zero_grad, backward, clip the global gradient norm of the optimizer's parameters, step."""
     opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip > 0:
-        params = [p for group in opt.param_groups for p in group["params"]]
-        torch.nn.utils.clip_grad_norm_(params, clip)
-    opt.step()
+    # Under --amp bf16 only the forward passes are autocast (torch's advice); backward ops
+    # take the dtypes of their forward ops anyway.
+    with torch.autocast(loss.device.type, enabled=False):
+        loss.backward()
+        if clip > 0:
+            params = [p for group in opt.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        opt.step()
 
 
 @contextlib.contextmanager
@@ -242,9 +245,9 @@ def fit(run: Run, state: LoopState) -> LoopState:
                 for group in opt.param_groups:
                     group["lr"] = learning_rate(cfg, state.step)
             saved = snapshot(run) if cfg.on_nan == "skip" else None
-            losses = run.method.train_step(
-                models, run.opts, run.batches.next(), cfg, state.step / cfg.steps
-            )
+            batch = run.batches.next()
+            with speed.autocast(cfg, batch.x_src.device):
+                losses = run.method.train_step(models, run.opts, batch, cfg, state.step / cfg.steps)
             # Decided once per step, before the final evaluation and checkpoint it triggers,
             # and alike on every rank: under torchrun the losses are averaged over ranks, and
             # a Ctrl-C or a spent budget seen by any rank stops them all after this step.

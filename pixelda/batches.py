@@ -87,7 +87,9 @@ class Batches:
         device: torch.device,
         rank: int = 0,
         world_size: int = 1,
+        memory_format: torch.memory_format = torch.contiguous_format,  # of the images
     ):
+        self.memory_format = memory_format
         self.source = _OnDevice(source, device)
         self.target = None if target is None else _OnDevice(target, device)
         self.mine = slice(rank * batch_size, (rank + 1) * batch_size)
@@ -103,14 +105,16 @@ class Batches:
         i = self._draw("source").to(self.source.images.device)
         s = self.source
         batch = Batch(
-            x_src=to_float(s.images[i].to(s.device)),
+            x_src=to_float(s.images[i].to(s.device)).contiguous(memory_format=self.memory_format),
             y_src=None if s.labels is None else s.labels[i],
             mask_src=None if s.masks is None else s.masks[i].to(s.device).float(),
             x_tgt=None,
         )
         if self.target is not None:
             j = self._draw("target").to(self.target.images.device)
-            batch.x_tgt = to_float(self.target.images[j].to(self.target.device))
+            batch.x_tgt = to_float(self.target.images[j].to(self.target.device)).contiguous(
+                memory_format=self.memory_format
+            )
             if self.target.labels is not None:
                 batch.y_tgt = self.target.labels[j]
         return batch

@@ -20,6 +20,7 @@ TASKS = ("classification", "regression")
 ON_NAN = ("stop", "skip")
 RESIZE_MODES = ("stretch", "crop", "pad")
 STREAM_MODES = ("auto", "on", "off")
+AMP = ("none", "bf16")
 
 
 def option(default, help: str, **meta):
@@ -106,6 +107,23 @@ class TrainConfig:
         "stop",
         "a NaN or Inf loss: stop (keep the last good checkpoint) or skip (undo the step, go on)",
         choices=ON_NAN,
+    )
+    # Speed: off by default unless measured faster (README, Performance; pixelda/speed.py)
+    channels_last: bool = option(
+        False, "models and batches in torch.channels_last memory format (slower on our CPU)"
+    )
+    fused_adam: bool = option(False, "Adam's fused kernel (torch.optim.Adam(fused=True))")
+    compile: bool = option(
+        False,
+        "torch.compile the models in place (about a minute of compiling first; the CPU needs a "
+        "C++ compiler; slower on our CPU)",
+    )
+    amp: str = option(
+        "none",
+        "mixed precision: bf16 runs the training forward passes under bfloat16 autocast (losses, "
+        "backward and weights stay float32); faster only on hardware with native bfloat16 "
+        "(CPUs with AMX or AVX-512 BF16, recent GPUs), much slower on other CPUs",
+        choices=AMP,
     )
     # Models (Bousmalis et al. 2017, Fig. 2; official hparams.py)
     latent_dim: int = option(10, "noise dimensions z ~ U(-1, 1) (official noise_dims=10)")
@@ -212,6 +230,8 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError("--task regression: the cgan is conditioned on classes")
     if cfg.on_nan not in ON_NAN:
         raise UserError(f"--on-nan: expected one of {ON_NAN}, got {cfg.on_nan!r}")
+    if cfg.amp not in AMP:
+        raise UserError(f"--amp: expected one of {AMP}, got {cfg.amp!r}")
     if cfg.resize_mode not in RESIZE_MODES:
         raise UserError(f"--resize-mode: expected one of {RESIZE_MODES}, got {cfg.resize_mode!r}")
     if cfg.stream not in STREAM_MODES:

@@ -1,4 +1,6 @@
-"""Pure loss functions on tensors: GAN losses on logits, task loss, masked pairwise MSE."""
+"""Pure loss functions on tensors: GAN losses on logits, task loss, masked pairwise MSE.
+
+Inputs may be bfloat16 (--amp bf16 autocast); every loss is computed in float32."""
 
 import torch
 import torch.nn.functional as F
@@ -8,6 +10,7 @@ def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor
     """Discriminator loss: real target images are labelled 1, adapted images 0.
 
     The sum of the two mean binary cross-entropies, as in the official code."""
+    real_logits, fake_logits = real_logits.float(), fake_logits.float()
     real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
     fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     return real + fake
@@ -15,14 +18,15 @@ def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor
 
 def g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """Non-saturating generator loss: -log D(G(x, z)) (Goodfellow et al. 2014)."""
+    fake_logits = fake_logits.float()
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
 def task_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy on logits for int64 class labels (B,); MSE for float targets (B, K)."""
     if targets.dtype.is_floating_point:
-        return F.mse_loss(outputs, targets)
-    return F.cross_entropy(outputs, targets)
+        return F.mse_loss(outputs.float(), targets.float())
+    return F.cross_entropy(outputs.float(), targets)
 
 
 def masked_pmse(
@@ -35,7 +39,7 @@ def masked_pmse(
     pairs of pixels, not absolute values, so the generator may shift the foreground's colour
     but must keep its shape. x_fake, x_src: (B, C, H, W); mask: (B, 1, H, W) in {0, 1}.
     """
-    d = x_src - x_fake
+    d = x_src.float() - x_fake.float()
     if mask is not None:
         d = d * mask
     d = d.flatten(1)
@@ -47,6 +51,6 @@ def domain_loss(src_logits: torch.Tensor, tgt_logits: torch.Tensor) -> torch.Ten
     """DANN's domain loss: mean binary cross-entropy over all images, source 0, target 1.
 
     One mean over the pooled batch (Ganin et al. 2016), not PixelDA's sum of two means."""
-    logits = torch.cat([src_logits, tgt_logits])
-    labels = torch.cat([torch.zeros_like(src_logits), torch.ones_like(tgt_logits)])
+    logits = torch.cat([src_logits, tgt_logits]).float()
+    labels = torch.cat([torch.zeros_like(src_logits), torch.ones_like(tgt_logits)]).float()
     return F.binary_cross_entropy_with_logits(logits, labels)

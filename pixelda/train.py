@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import __version__, checkpoint, distributed, loggers
+from . import __version__, checkpoint, distributed, loggers, speed
 from .adversarial import LoopState, Run, fit
 from .api import TrainModule
 from .config import TrainConfig, resolve, train_parser
@@ -41,6 +41,11 @@ RESUMABLE = {
     "on_nan",
     "sync_bn",
     "stream",
+    # Speed settings: same weights, optimizer state and checkpoint format (pixelda/speed.py)
+    "channels_last",
+    "fused_adam",
+    "compile",
+    "amp",
 }
 
 
@@ -209,7 +214,7 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
     models = method.build(cfg, info)
     if cfg.sync_bn:
         models = distributed.sync_batchnorm(models, device)
-    models = models.to(device)
+    models = speed.prepare_models(models, cfg, device)
     optimizers = method.optimizers(models, cfg)
     from .batches import Batches
 
@@ -221,6 +226,7 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
         device=device,
         rank=rank,
         world_size=world,
+        memory_format=speed.memory_format(cfg),
     )
     state = LoopState()
     if world > 1:  # each rank its own noise, dropout and D input noise
@@ -228,7 +234,7 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
     if ckpt is not None:
         checkpoint.load_models(models, ckpt["models"])
         for name, opt in optimizers.items():
-            opt.load_state_dict(ckpt["optimizers"][name])
+            speed.load_optimizer(opt, ckpt["optimizers"][name])
         batches.load_state_dict(ckpt["batches"])
         restore_rng(ckpt, cfg)
         state = LoopState(

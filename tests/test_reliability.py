@@ -478,7 +478,9 @@ def _flag_case(rng: random.Random) -> list[str]:
     """1 to 3 random flags: any config field or an unknown one, with a random value (a bool
     flag now and then given a value, a valued flag now and then none)."""
     fields = {f.name: f.default for f in dataclasses.fields(train.TrainConfig)}
-    names = [n for n in fields if n not in ("out", "resume", "overwrite")] + ["no_such_flag"]
+    # --compile compiles for minutes on 2 cores (tests/test_speed.py covers it)
+    skip = ("out", "resume", "overwrite", "compile")
+    names = [n for n in fields if n not in skip] + ["no_such_flag"]
     argv = []
     for _ in range(rng.randint(1, 3)):
         name = rng.choice(names)

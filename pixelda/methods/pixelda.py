@@ -6,7 +6,7 @@ import itertools
 import torch
 from torch import nn
 
-from .. import losses
+from .. import losses, speed
 from ..adversarial import frozen, optimize
 from ..evaluate import eval_mode, score
 from ..models import Discriminator, Generator, TaskClassifier
@@ -41,7 +41,7 @@ def build(cfg, info) -> nn.ModuleDict:
 
 
 def adam(params, cfg) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    return speed.adam(params, cfg, lr=cfg.lr, betas=(cfg.beta1, 0.999))
 
 
 def optimizers(m: nn.ModuleDict, cfg) -> dict:
