@@ -20,7 +20,7 @@ TASKS = ("classification", "regression")
 ON_NAN = ("stop", "skip")
 RESIZE_MODES = ("stretch", "crop", "pad")
 STREAM_MODES = ("auto", "on", "off")
-AMP = ("none", "bf16")
+AMP = ("auto", "none", "bf16")
 
 
 def option(default, help: str, **meta):
@@ -119,10 +119,11 @@ class TrainConfig:
         "C++ compiler; slower on our CPU)",
     )
     amp: str = option(
-        "none",
+        "auto",
         "mixed precision: bf16 runs the training forward passes under bfloat16 autocast (losses, "
         "backward and weights stay float32); faster only on hardware with native bfloat16 "
-        "(CPUs with AMX or AVX-512 BF16, recent GPUs), much slower on other CPUs",
+        "(CPUs with AMX or AVX-512 BF16, recent GPUs), much slower on other CPUs; auto: bf16 "
+        "where the hardware has it natively, none elsewhere",
         choices=AMP,
     )
     # Models (Bousmalis et al. 2017, Fig. 2; official hparams.py)

@@ -1,7 +1,8 @@
 """Opt-in speed settings (issue #6): channels_last, fused Adam, torch.compile, bf16 autocast.
 
-Each is a TrainConfig flag, off unless it measured faster (README, Performance). None changes
-the checkpoint format, so each may change on --resume.
+Each is a TrainConfig flag, off unless it measured faster (README, Performance): only bf16
+autocast did, on hardware with native bfloat16, so --amp auto (the default) turns it on there.
+None changes the checkpoint format, so each may change on --resume.
 """
 
 import contextlib
@@ -38,8 +39,26 @@ def prepare_models(models: nn.ModuleDict, cfg, device) -> nn.ModuleDict:
     return models
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Does the device compute bfloat16 natively (CPUs with AVX-512 BF16 or AMX, CUDA GPUs
+    with bf16 support)? Elsewhere bf16 is emulated: measured 2-12x slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch >= 2.3
+        return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+    return False
+
+
+def amp_mode(cfg, device) -> str:
+    """What --amp means on `device`: "bf16" or "none" (auto: bf16 where it is native)."""
+    if cfg.amp == "auto":
+        return "bf16" if native_bf16(torch.device(device)) else "none"
+    return cfg.amp
+
+
 def check_amp(cfg, device: torch.device) -> None:
-    if cfg.amp == "none":
+    if amp_mode(cfg, device) == "none":
         return
     if device.type not in AMP_DEVICES:
         raise UserError(f"--amp {cfg.amp}: supported on {' and '.join(AMP_DEVICES)}, not {device}")
@@ -54,7 +73,7 @@ def autocast(cfg, device) -> contextlib.AbstractContextManager:
     adversarial.optimize runs backward and the optimizer step with autocast off. No weight
     cache: it would give a G-step the bf16 copies of D's weights from before the D-step's
     update (re-casting them measured no slower)."""
-    if cfg.amp == "none":
+    if amp_mode(cfg, device) == "none":
         return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, cache_enabled=False)
 

@@ -197,6 +197,7 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
             f"pixelda {cfg.method}: source {describe(cfg.source, opts)}"
             + ("" if cfg.method == "cgan" else f" -> target {describe(cfg.target, opts)}")
             + f"; device {device}"
+            + (" (bf16 autocast)" if speed.amp_mode(cfg, device) == "bf16" else "")
             + (f"; {world} processes" if world > 1 else ""),
             file=sys.stderr,
             flush=True,
@@ -292,6 +293,7 @@ def summarize(run: Run, state: LoopState, device: str) -> dict:
             state.step * cfg.batch_size * world / max(state.train_s, 1e-9), 1
         ),
         "processes": world,
+        "amp": speed.amp_mode(cfg, device),
         "target_test_acc": state.last_eval.get("target_test_acc"),
         "source_test_acc": state.last_eval.get("source_test_acc"),
         "metrics": state.last_eval,

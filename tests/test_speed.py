@@ -14,7 +14,7 @@ from pixelda.config import resolve
 from pixelda.errors import UserError
 from pixelda.models import TaskClassifier
 
-from .conftest import write_image_folder
+from .conftest import TINY, write_image_folder
 
 SPEED_FLAGS = ["--channels-last", "--fused-adam", "--amp", "bf16"]
 
@@ -156,3 +156,24 @@ def test_fused_adam_gives_plain_adams_parameters():
 
     for fused, plain in zip(trained(True), trained(False), strict=True):
         torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_auto_is_bf16_only_where_the_hardware_has_it(native, monkeypatch):
+    monkeypatch.setattr(speed, "native_bf16", lambda device: native)
+    cfg = resolve({})
+    assert cfg.amp == "auto"
+    assert speed.amp_mode(cfg, "cpu") == ("bf16" if native else "none")
+    with speed.autocast(cfg, "cpu"):
+        y = torch.nn.Linear(4, 4)(torch.randn(2, 4))
+    assert y.dtype == (torch.bfloat16 if native else torch.float32)
+    # An explicit choice is kept whatever the hardware.
+    assert speed.amp_mode(resolve({"amp": "none"}), "cpu") == "none"
+    assert speed.amp_mode(resolve({"amp": "bf16"}), "cpu") == "bf16"
+
+
+def test_summary_says_which_precision_the_run_used(tmp_path, tiny_args):
+    summary = train.main([*tiny_args, "--steps", "1"])
+    assert summary["amp"] == speed.amp_mode(resolve({}), "cpu")
+    summary = train.main([*TINY, "--steps", "1", "--amp", "none", "--out", str(tmp_path / "n")])
+    assert summary["amp"] == "none"
