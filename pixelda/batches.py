@@ -68,6 +68,10 @@ class _OnDevice:
         self.labels = None if data.labels is None else data.labels.to(device)
         self.masks = None if data.masks is None else data.masks.to(home)
 
+    def float_images(self, i: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+        """Images i (indices on the images' device) as float32 in [-1, 1] on the device."""
+        return to_float(self.images[i].to(self.device)).contiguous(memory_format=memory_format)
+
 
 class Batches:
     """Source and target batches drawn independently (unpaired), each from its own stream.
@@ -105,16 +109,14 @@ class Batches:
         i = self._draw("source").to(self.source.images.device)
         s = self.source
         batch = Batch(
-            x_src=to_float(s.images[i].to(s.device)).contiguous(memory_format=self.memory_format),
+            x_src=s.float_images(i, self.memory_format),
             y_src=None if s.labels is None else s.labels[i],
             mask_src=None if s.masks is None else s.masks[i].to(s.device).float(),
             x_tgt=None,
         )
         if self.target is not None:
             j = self._draw("target").to(self.target.images.device)
-            batch.x_tgt = to_float(self.target.images[j].to(self.target.device)).contiguous(
-                memory_format=self.memory_format
-            )
+            batch.x_tgt = self.target.float_images(j, self.memory_format)
             if self.target.labels is not None:
                 batch.y_tgt = self.target.labels[j]
         return batch

@@ -354,6 +354,7 @@ def export(plan: Plan) -> dict:
         if not main_rank:
             writer = make_writer(plan, root, create=False)
         counts, columns = write_dataset(plan, writer)
+        writer.flush()
         distributed.barrier()  # every rank's images are on disk
         meta = None
         if main_rank:

@@ -98,6 +98,9 @@ class ImageFolderWriter:
                     compress_level=PNG_COMPRESS_LEVEL,
                 )
 
+    def flush(self) -> None:
+        """Each PNG is complete on disk once written: nothing to do."""
+
     def close(self) -> None:
         with open(self.root / "labels.csv", "w", newline="") as f:
             out = csv.writer(f, lineterminator="\n")
@@ -144,6 +147,10 @@ class NpzWriter:
         b, k = images.shape[:2]
         rows = slice(start * k, (start + b) * k)
         self._images[rows] = images.flatten(0, 1).permute(0, 2, 3, 1).numpy()
+
+    def flush(self) -> None:
+        """This process's rows on disk, for the process that zips them (another one under
+        torchrun, possibly on another machine sharing the filesystem)."""
         self._images.flush()
 
     def close(self) -> None:
