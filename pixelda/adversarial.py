@@ -64,8 +64,20 @@ def frozen(*modules: nn.Module):
             sub._buffers[name] = buf
 
 
-def learning_rate(cfg, step: int) -> float:
-    """Staircase exponential decay: lr * lr_decay ** (step // lr_decay_steps)."""
+def run_progress(cfg, step: int, wall_s: float) -> float:
+    """How much of its budget the run has used, 0..1: of its --steps or, when --max-minutes is
+    set and ends it sooner, of its wall-clock minutes."""
+    used = step / cfg.steps
+    if cfg.max_minutes > 0:
+        used = max(used, wall_s / (cfg.max_minutes * 60))
+    return min(used, 1.0)
+
+
+def learning_rate(cfg, step: int, progress: float) -> float:
+    """--lr-schedule step: staircase exponential decay, lr * lr_decay ** (step // lr_decay_steps)
+    (official code); linear: lr * (1 - progress), down to 0 when the budget is spent."""
+    if cfg.lr_schedule == "linear":
+        return cfg.lr * (1.0 - progress)
     return cfg.lr * cfg.lr_decay ** (step // cfg.lr_decay_steps)
 
 
@@ -106,6 +118,7 @@ class LoopState:
     interrupted: bool = False
     out_of_time: bool = False  # stopped early by cfg.max_minutes: a finished, shorter run
     skipped_steps: int = 0  # steps undone by --on-nan skip, over all resumes
+    lr: float = 0.0  # the learning rate of the last step
 
 
 @dataclass
@@ -241,20 +254,24 @@ def fit(run: Run, state: LoopState) -> LoopState:
         stopping, state.out_of_time = False, _out_of_time(cfg, state.wall_s)
         while state.step < cfg.steps and not stopping and not state.out_of_time:
             t0 = time.perf_counter()
+            state.lr = learning_rate(cfg, state.step, run_progress(cfg, state.step, state.wall_s))
             for opt in run.opts.values():
                 for group in opt.param_groups:
-                    group["lr"] = learning_rate(cfg, state.step)
+                    group["lr"] = state.lr
             saved = snapshot(run) if cfg.on_nan == "skip" else None
             batch = run.batches.next()
             with speed.autocast(cfg, batch.x_src.device):
                 losses = run.method.train_step(models, run.opts, batch, cfg, state.step / cfg.steps)
             # Decided once per step, before the final evaluation and checkpoint it triggers,
-            # and alike on every rank: under torchrun the losses are averaged over ranks, and
-            # a Ctrl-C or a spent budget seen by any rank stops them all after this step.
-            spent = _out_of_time(cfg, state.wall_s + time.perf_counter() - t0)
-            losses, (stopping, state.out_of_time) = distributed.agree(
-                {k: float(v) for k, v in losses.items()}, stop.requested, spent
+            # and alike on every rank: under torchrun the losses and the clock are averaged over
+            # ranks (so the budget, the schedules and the learning rate agree), and a Ctrl-C seen
+            # by any rank stops them all after this step.
+            losses, (stopping,), clock = distributed.agree(
+                {k: float(v) for k, v in losses.items()},
+                stop.requested,
+                clock=state.wall_s + time.perf_counter() - t0,
             )
+            state.out_of_time = _out_of_time(cfg, clock)
             state.step += 1
             if not _check_finite(losses, state.step, rundir, cfg.on_nan):
                 # --on-nan skip: undo the step; its batch is used up and the next step goes on.
@@ -263,9 +280,8 @@ def fit(run: Run, state: LoopState) -> LoopState:
                 if distributed.is_main():
                     rundir.log({"kind": "skipped", "step": state.step, **_as_text(losses)})
                 losses = {}
-            dt = time.perf_counter() - t0
-            state.train_s += dt
-            state.wall_s += dt
+            state.train_s += time.perf_counter() - t0
+            state.wall_s = clock
             final = state.step == cfg.steps or state.out_of_time
             t0 = time.perf_counter()
             _periodic(run, state, losses, final=final)
@@ -291,13 +307,12 @@ def _periodic(run: Run, state: LoopState, losses: dict, *, final: bool) -> None:
     """Log (unless the step was skipped: no losses), evaluate, sample and checkpoint on schedule."""
     cfg, step = run.cfg, state.step
     if losses and (step % cfg.log_every == 0 or final):
-        lr = learning_rate(cfg, step - 1)
         log_record(
             run,
             {
                 "kind": "train",
                 "step": step,
-                "lr": lr,
+                "lr": state.lr,
                 "wall_s": round(state.wall_s, 3),
                 "train_s": round(state.train_s, 3),
                 **losses,

@@ -21,6 +21,7 @@ ON_NAN = ("stop", "skip")
 RESIZE_MODES = ("stretch", "crop", "pad")
 STREAM_MODES = ("auto", "on", "off")
 AMP = ("auto", "none", "bf16")
+LR_SCHEDULES = ("step", "linear")
 
 
 def option(default, help: str, **meta):
@@ -138,10 +139,17 @@ class TrainConfig:
     # Optimisation (official hparams.py: Adam, lr 0.001, beta1 0.5, batch 32, clip 5.0)
     lr: float = option(1e-3, "Adam learning rate (official learning_rate=0.001)")
     beta1: float = option(0.5, "Adam beta1 (official adam_beta1=0.5, from DCGAN)")
-    lr_decay: float = option(0.95, "learning rate factor every --lr-decay-steps (official 0.95)")
+    lr_schedule: str = option(
+        "step",
+        "step: lr x --lr-decay every --lr-decay-steps iterations (official code); linear: from "
+        "--lr down to 0 over the run's budget, its --steps or, when it ends the run sooner, its "
+        "--max-minutes",
+        choices=LR_SCHEDULES,
+    )
+    lr_decay: float = option(0.95, "--lr-schedule step: factor (official 0.95)")
     # The official code decays every 20,000 global steps, and its global step advances on both
     # the D and the G update, so that is every 10,000 of our iterations.
-    lr_decay_steps: int = option(10_000, "iterations between learning rate decays")
+    lr_decay_steps: int = option(10_000, "--lr-schedule step: iterations between decays")
     clip_grad_norm: float = option(5.0, "clip each update's global gradient norm (official 5.0)")
     # Loss weights: official README, MNIST-M flags
     domain_weight: float = option(0.135603587834, "weight of the discriminator's loss (D-step)")
@@ -174,8 +182,7 @@ PRESETS: dict[str, dict] = {
         "g_blocks": 2,
         "d_width": 32,
         "lr": 2e-3,
-        "lr_decay_steps": 1000,
-        "lr_decay": 0.9,
+        "lr_schedule": "linear",
     },
     "paper": {},
 }
@@ -195,6 +202,7 @@ METHOD_DEFAULTS: dict[str, dict] = {
         "d_width": 64,
         "lr": 2e-4,
         "beta1": 0.5,
+        "lr_schedule": "step",
         "lr_decay": 1.0,
         "clip_grad_norm": 0.0,
         "ema_decay": 0.999,
@@ -231,6 +239,8 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError("--task regression: the cgan is conditioned on classes")
     if cfg.on_nan not in ON_NAN:
         raise UserError(f"--on-nan: expected one of {ON_NAN}, got {cfg.on_nan!r}")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"--lr-schedule: expected one of {LR_SCHEDULES}, got {cfg.lr_schedule!r}")
     if cfg.amp not in AMP:
         raise UserError(f"--amp: expected one of {AMP}, got {cfg.amp!r}")
     if cfg.resize_mode not in RESIZE_MODES:

@@ -90,17 +90,22 @@ def sum_all(values: torch.Tensor) -> torch.Tensor:
     return out.cpu()
 
 
-def agree(losses: dict, *flags: bool) -> tuple[dict, list[bool]]:
-    """One all-reduce per step: each loss averaged over ranks, and each flag true on every rank
-    once it is true on any (a Ctrl-C or a spent time budget seen by one rank stops them all at
-    the same step). Non-finite losses stay non-finite, so all ranks stop or skip together."""
+def agree(losses: dict, *flags: bool, clock: float) -> tuple[dict, list[bool], float]:
+    """One all-reduce per step: each loss and the run's wall clock averaged over ranks, and each
+    flag true on every rank once it is true on any (a Ctrl-C seen by one rank stops them all at
+    the same step). Every rank then sees the same clock, so a time budget ends them together and
+    time-based schedules agree. Non-finite losses stay non-finite, so all ranks stop or skip
+    together."""
     if world_size() == 1:
-        return losses, list(flags)
+        return losses, list(flags), clock
     names = list(losses)
-    packed = torch.tensor([float(losses[k]) for k in names] + [float(f) for f in flags])
+    packed = torch.tensor(
+        [float(losses[k]) for k in names] + [clock] + [float(f) for f in flags], dtype=torch.float64
+    )
     total = sum_all(packed)
-    mean = {k: float(v) / world_size() for k, v in zip(names, total[: len(names)])}
-    return mean, [bool(v > 0) for v in total[len(names) :]]
+    n = len(names)
+    mean = {k: float(v) / world_size() for k, v in zip(names, total[:n])}
+    return mean, [bool(v > 0) for v in total[n + 1 :]], float(total[n]) / world_size()
 
 
 def gather(obj) -> list:
