@@ -1,8 +1,9 @@
-"""Opt-in speed settings (issue #6): channels_last, fused Adam, torch.compile, bf16 autocast.
+"""Speed settings (issue #6): channels_last, fused Adam, torch.compile, bf16 autocast.
 
-Each is a TrainConfig flag, off unless it measured faster (README, Performance): only bf16
-autocast did, on hardware with native bfloat16, so --amp auto (the default) turns it on there.
-None changes the checkpoint format, so each may change on --resume.
+Each is a TrainConfig flag, on by default only where it measured faster (README, Performance):
+channels_last everywhere, and bf16 autocast on hardware with native bfloat16, so --amp auto
+(the default) turns it on there. None changes the checkpoint format, so each may change on
+--resume.
 """
 
 import contextlib

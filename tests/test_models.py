@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pixelda.models import Discriminator, Generator, TaskClassifier
+from pixelda.models import Discriminator, Generator, NoisyDropout, TaskClassifier
 
 
 @pytest.mark.parametrize("size", [16, 28, 32, 64, 128])
@@ -49,6 +49,25 @@ def test_discriminator_noise_and_dropout_only_in_training():
     assert not torch.equal(d(x), d(x))
     d.eval()
     assert torch.equal(d(x), d(x))
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_noisy_dropout_drops_scales_and_adds_gaussian_noise(memory_format):
+    torch.manual_seed(0)
+    x = torch.full((64, 8, 32, 32), 3.0).contiguous(memory_format=memory_format)
+    dropped = NoisyDropout(dropout=0.25, noise_std=0.0)(x)
+    assert dropped.is_contiguous(memory_format=memory_format)
+    assert set(dropped.unique().tolist()) == {0.0, 4.0}  # kept entries scaled by 1 / (1 - 0.25)
+    assert (dropped == 0).float().mean().item() == pytest.approx(0.25, abs=0.005)
+    noisy = NoisyDropout(dropout=0.0, noise_std=0.5)(x) - 3.0
+    assert noisy.is_contiguous(memory_format=memory_format)
+    assert noisy.mean().item() == pytest.approx(0.0, abs=0.005)
+    assert noisy.std().item() == pytest.approx(0.5, abs=0.005)
+    both = NoisyDropout(dropout=0.25, noise_std=0.5)(x)
+    assert (both.abs() < 2.0).float().mean().item() == pytest.approx(0.25, abs=0.01)  # dropped
+    assert both[both > 2.0].std().item() == pytest.approx(0.5, abs=0.01)  # kept: 4 + noise
+    layer = NoisyDropout(dropout=0.25, noise_std=0.5).eval()
+    assert layer(x) is x
 
 
 @pytest.mark.parametrize("size", [16, 32, 64])

@@ -25,7 +25,7 @@ def _train_losses(run) -> list[dict]:
 
 
 @pytest.mark.parametrize(
-    "flags", [["--channels-last"], ["--fused-adam"], ["--amp", "bf16"]], ids=lambda f: f[-1]
+    "flags", [["--no-channels-last"], ["--fused-adam"], ["--amp", "bf16"]], ids=lambda f: f[-1]
 )
 def test_each_flag_trains_two_steps(flags, tmp_path, tiny_args):
     summary = train.main([*tiny_args, "--steps", "2", *flags])
