@@ -12,6 +12,9 @@ batch for its running accuracy. Its softmax before the cross-entropy is left out
 time; the loss is meant to take logits), as is its data loading (both sides use random images).
 Each side runs in a fresh process, interleaved, --repeats times; benchmarks/throughput.py's
 protocol: warm-up, then images/s = batch / median step time, and the process's peak RSS.
+The default sides: the reference as the script runs (float32, contiguous tensors), our paper
+preset in float32 and in bf16 (both with our default channels_last), and the reference given
+the same bf16 autocast and channels_last, for equal terms; --sides picks others.
 """
 
 import argparse
@@ -103,15 +106,22 @@ def reference_models() -> nn.ModuleDict:
     )
 
 
-def measure_reference(*, batch: int, steps: int, warmup: int, device: str, bf16: bool) -> dict:
+def measure_reference(
+    *, batch: int, steps: int, warmup: int, device: str, bf16: bool, channels_last: bool
+) -> dict:
     torch.manual_seed(0)
-    m = reference_models().to(device)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    m = reference_models().to(device, memory_format=layout)
     g, d, t = m["generator"], m["discriminator"], m["classifier"]
     # The script's optimizers: lr 2e-4, betas (0.5, 0.999); G and T share one.
     opt_g = torch.optim.Adam(itertools.chain(g.parameters(), t.parameters()), 2e-4, (0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), 2e-4, (0.5, 0.999))
-    x_src = torch.rand(batch, CHANNELS, SIZE, SIZE, device=device) * 2 - 1
-    x_tgt = torch.rand(batch, CHANNELS, SIZE, SIZE, device=device) * 2 - 1
+    x_src = (torch.rand(batch, CHANNELS, SIZE, SIZE, device=device) * 2 - 1).to(
+        memory_format=layout
+    )
+    x_tgt = (torch.rand(batch, CHANNELS, SIZE, SIZE, device=device) * 2 - 1).to(
+        memory_format=layout
+    )
     y_src = torch.randint(0, CLASSES, (batch,), device=device)
     y_tgt = torch.randint(0, CLASSES, (batch,), device=device)
 
@@ -152,7 +162,15 @@ def measure_reference(*, batch: int, steps: int, warmup: int, device: str, bf16:
     }
 
 
-SIDES = ("reference", "ours", "ours --amp bf16", "reference --amp bf16")
+# "ours" sides use pixelda's defaults (channels_last on) plus the flags named; the reference runs
+# as the script does (float32, contiguous) and, for equal terms, with the same two speed-ups.
+SIDES = (
+    "reference",
+    "ours --amp none",
+    "ours --amp bf16",
+    "reference --amp bf16 --channels-last",
+)
+ALL_SIDES = (*SIDES, "ours --amp none --no-channels-last", "reference --channels-last")
 
 
 def run_side(side: str, args) -> dict:
@@ -170,10 +188,11 @@ def one_side(side: str, args) -> dict:
             warmup=args.warmup,
             device=args.device,
             bf16="bf16" in side,
+            channels_last="--channels-last" in side,
         )
     overrides = {"preset": "paper", "image_size": SIZE, "batch_size": args.batch_size}
-    if "bf16" in side:
-        overrides["amp"] = "bf16"
+    overrides["amp"] = "bf16" if "bf16" in side else "none"
+    overrides["channels_last"] = "--no-channels-last" not in side
     return measure(overrides, steps=args.steps, warmup=args.warmup, device=args.device)
 
 
@@ -187,9 +206,9 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=10, help="timed steps (median)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--sides", nargs="+", default=SIDES, choices=SIDES)
+    p.add_argument("--sides", nargs="+", default=SIDES, choices=ALL_SIDES)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--json", metavar="SIDE", choices=SIDES, help="run one side, print JSON")
+    p.add_argument("--json", metavar="SIDE", choices=ALL_SIDES, help="run one side, print JSON")
     args = p.parse_args(argv)
     if args.json:
         print(json.dumps(one_side(args.json, args)))
@@ -204,7 +223,7 @@ def main(argv=None) -> None:
     for side, rs in runs.items():
         ips = [r["images_per_s"] for r in rs]
         print(
-            f"{side:16s} {statistics.median(ips):6.1f} source images/s ({min(ips):.1f}.."
+            f"{side:36s} {statistics.median(ips):6.1f} source images/s ({min(ips):.1f}.."
             f"{max(ips):.1f}), x{statistics.median(ips) / ref:.2f} of {args.sides[0]}, "
             f"{statistics.median(r['s_per_step'] for r in rs) * 1000:.0f} ms/step, peak RSS "
             f"{statistics.median(r['peak_mib'] for r in rs):.0f} MiB; params "
