@@ -21,7 +21,6 @@ import argparse
 import itertools
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,7 +30,16 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import header, measure, peak_mib, time_steps
+from throughput import (
+    header,
+    interleaved,
+    measure,
+    median_rate,
+    peak_mib,
+    rate_text,
+    run_json,
+    time_steps,
+)
 
 CHANNELS, SIZE, CLASSES, LATENT, BLOCKS = 3, 32, 10, 10, 6
 
@@ -174,10 +182,9 @@ ALL_SIDES = (*SIDES, "ours --amp none --no-channels-last", "reference --channels
 
 
 def run_side(side: str, args) -> dict:
-    argv = [sys.executable, __file__, "--json", side, "--batch-size", str(args.batch_size)]
+    argv = [__file__, "--json", side, "--batch-size", str(args.batch_size)]
     argv += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_json(argv)
 
 
 def one_side(side: str, args) -> dict:
@@ -215,16 +222,11 @@ def main(argv=None) -> None:
         return
     args.image_size = SIZE
     print(header(args) + f", batch {args.batch_size}, {args.repeats} interleaved repeats")
-    runs = {side: [] for side in args.sides}
-    for _ in range(args.repeats):
-        for side in args.sides:
-            runs[side].append(run_side(side, args))
-    ref = statistics.median(r["images_per_s"] for r in runs[args.sides[0]])
+    runs = interleaved(args.sides, lambda side: run_side(side, args), args.repeats)
+    ref = median_rate(runs[args.sides[0]])
     for side, rs in runs.items():
-        ips = [r["images_per_s"] for r in rs]
         print(
-            f"{side:36s} {statistics.median(ips):6.1f} source images/s ({min(ips):.1f}.."
-            f"{max(ips):.1f}), x{statistics.median(ips) / ref:.2f} of {args.sides[0]}, "
+            f"{side:36s} {rate_text(rs, ref)} of {args.sides[0]}, "
             f"{statistics.median(r['s_per_step'] for r in rs) * 1000:.0f} ms/step, peak RSS "
             f"{statistics.median(r['peak_mib'] for r in rs):.0f} MiB; params "
             f"{params_text(rs[0]['params'])} (total {sum(rs[0]['params'].values()) / 1e6:.2f}M)"

@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -108,12 +109,39 @@ def header(args) -> str:
     )
 
 
+def run_json(argv: list[str]) -> dict:
+    """A measurement in a fresh Python process (its own peak RSS, no compiled code shared):
+    the JSON of its last stdout line."""
+    out = subprocess.run([sys.executable, *argv], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def interleaved(names: list[str], measure_one, repeats: int) -> dict[str, list[dict]]:
+    """measure_one(name) for every name in `repeats` rounds (A, B, A, B ...), so load from
+    other processes falls on every name alike; the results by name."""
+    runs = {name: [] for name in names}
+    for _ in range(repeats):
+        for name in names:
+            runs[name].append(measure_one(name))
+    return runs
+
+
+def median_rate(rs: list[dict]) -> float:
+    return statistics.median(r["images_per_s"] for r in rs)
+
+
+def rate_text(rs: list[dict], base: float) -> str:
+    """Repeated runs' median images/s, their range, and the median against `base`."""
+    ips = [r["images_per_s"] for r in rs]
+    return (
+        f"{median_rate(rs):7.1f} source images/s ({min(ips):.1f}..{max(ips):.1f}), "
+        f"x{median_rate(rs) / base:.2f}"
+    )
+
+
 def run_variant(preset: str, variant: str, args) -> dict:
-    """One variant in a fresh process (its own peak RSS, no compiled code shared)."""
     flags = [f for name in variant.split("+") for f in VARIANTS[name]]
-    argv = [sys.executable, __file__, "--json", "--presets", preset, *flags, *_common(args)]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_json([__file__, "--json", "--presets", preset, *flags, *_common(args)])
 
 
 def _common(args) -> list[str]:
@@ -128,17 +156,11 @@ def compare(args) -> None:
         raise SystemExit(f"--compare: unknown variant(s) {unknown}; expected {sorted(VARIANTS)}")
     print(header(args) + f", {args.repeats} interleaved repeats, medians")
     for preset in args.presets:
-        runs = {v: [] for v in args.compare}
-        for _ in range(args.repeats):
-            for variant in args.compare:
-                runs[variant].append(run_variant(preset, variant, args))
-        base = statistics.median(r["images_per_s"] for r in runs[args.compare[0]])
+        runs = interleaved(args.compare, partial(run_variant, preset, args=args), args.repeats)
+        base = median_rate(runs[args.compare[0]])
         for variant, rs in runs.items():
-            ips = [r["images_per_s"] for r in rs]
             print(
-                f"{preset:6s} {variant:28s} batch {rs[0]['batch']:3d}: "
-                f"{statistics.median(ips):7.1f} source images/s "
-                f"({min(ips):.1f}..{max(ips):.1f}), x{statistics.median(ips) / base:.2f}, "
+                f"{preset:6s} {variant:28s} batch {rs[0]['batch']:3d}: {rate_text(rs, base)}, "
                 f"first step {statistics.median(r['first_step_s'] for r in rs):.1f} s, "
                 f"peak RSS {statistics.median(r['peak_mib'] for r in rs):.0f} MiB"
             )
