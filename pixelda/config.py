@@ -103,7 +103,11 @@ class TrainConfig:
     sample_every: int = option(1000, "write a sample grid every N steps (and at the end)")
     log_every: int = option(50, "append losses to metrics.jsonl every N steps")
     checkpoint_every: int = option(1000, "write ckpt.pt every N steps (and at the end)")
-    out: str = option("runs/pixelda", "run directory")
+    out: str = option(
+        "",
+        "run directory (default: a fresh runs/METHOD, or runs/METHOD-2, -3, ... when that one is "
+        "taken)",
+    )
     resume: bool = option(False, "continue the run in --out from its ckpt.pt")
     overwrite: bool = option(False, "delete a non-empty --out and start afresh")
     progress: bool = option(True, "show a progress bar")

@@ -4,9 +4,12 @@ Usage: python -m pixelda.train [--method pixelda] [--data-root ../shared/data] [
 """
 
 import dataclasses
+import itertools
+import os
 import platform
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -188,11 +191,23 @@ def config_from_args(argv: list[str] | None) -> tuple[TrainConfig, dict | None]:
     return config_from_overrides(vars(train_parser().parse_args(argv)))
 
 
+def fresh_out(method: str) -> str:
+    """runs/METHOD, or the first of runs/METHOD-2, -3, ... that is missing or empty."""
+    candidates = (Path("runs") / (method if n == 1 else f"{method}-{n}") for n in itertools.count(1))
+    return str(next(p for p in candidates if not p.exists() or not any(p.iterdir())))
+
+
 def config_from_overrides(overrides: dict) -> tuple[TrainConfig, dict | None]:
     """As config_from_args, from TrainConfig field names -> values (what the flags set)."""
+    if not overrides.get("out"):
+        if overrides.get("resume"):
+            raise UserError("--resume: name the run to continue with --out RUN")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise UserError("--out: required under torchrun (every process must name one folder)")
+        overrides = {**overrides, "out": fresh_out(overrides.get("method", TrainConfig.method))}
     if not overrides.get("resume"):
         return resolve(overrides), None
-    rundir = RunDir(overrides.get("out", TrainConfig.out))
+    rundir = RunDir(overrides["out"])
     rundir.check(resume=True, overwrite=False)
     ckpt = checkpoint.load(rundir.ckpt)
     stored = {k: v for k, v in ckpt["config"].items() if k in TrainConfig.__dataclass_fields__}
