@@ -167,8 +167,8 @@ def _poison_target_labels(monkeypatch) -> list:
     returns a list that records each poisoning."""
     real_split, poisoned = train.split_validation, []
 
-    def split_validation(data, size, seed):
-        pool, val = real_split(data, size, seed)
+    def split_validation(data, size, *args):
+        pool, val = real_split(data, size, *args)
         g = torch.Generator().manual_seed(123)
         shift = torch.randint(1, 10, pool.labels.shape, generator=g)
         poisoned.append(data.name)
