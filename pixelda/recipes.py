@@ -1,0 +1,23 @@
+"""Defaults of one method under one named preset: METHOD_PRESETS[(method, preset)] overrides.
+
+config.resolve applies them over the preset and METHOD_DEFAULTS, under the user's flags. Plain
+data, so that config.py stays a short list of fields.
+"""
+
+METHOD_PRESETS: dict[tuple[str, str], dict] = {
+    # Ganin & Lempitsky 2015; Ganin et al. 2016 (JMLR), Sec. 5.2.2 and Fig. 4a: SGD with momentum
+    # 0.9, lr mu0 / (1 + 10 p)^0.75 with mu0 0.01 ("--lr-schedule annealed"), "128-sized batches"
+    # half source and half target (64 + 64), the MNIST tower (--backbone tower) on MNIST's 28x28
+    # images, lambda_p = 2 / (1 + exp(-10 p)) - 1 (pixelda/grl.py), no gradient clipping
+    # mentioned. They preprocess by mean subtraction; our images stay in [-1, 1]. The paper gives
+    # no training length: --steps stays the paper preset's.
+    ("dann", "paper"): {
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "lr": 0.01,
+        "lr_schedule": "annealed",
+        "batch_size": 64,
+        "image_size": 28,
+        "clip_grad_norm": 0.0,
+    },
+}
