@@ -48,7 +48,7 @@ class TrainConfig:
     backbone: str = option(
         "tower",
         "task network of pixelda, source-only, target-only and dann: the DANN MNIST tower or a "
-        "torchvision ResNet adapted to small images (README, Backbones)",
+        "torchvision ResNet adapted to small images (README, Baselines)",
         choices=BACKBONES,
     )
     pretrained: bool = option(
