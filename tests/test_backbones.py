@@ -1,5 +1,7 @@
 """--backbone: output shapes of every task network, the small-image stem, --pretrained."""
 
+import dataclasses
+
 import pytest
 import torch
 import torchvision
@@ -7,7 +9,9 @@ import torchvision
 from pixelda import backbones, train
 from pixelda.backbones import BACKBONES, ResNetClassifier, task_network, weights_path
 from pixelda.config import BACKBONES as CONFIG_BACKBONES
+from pixelda.config import resolve
 from pixelda.errors import UserError
+from pixelda.methods import DataInfo, dann, restore
 
 from .conftest import TINY
 
@@ -102,3 +106,22 @@ def test_pretrained_loads_cached_weights_without_network(tmp_path, monkeypatch):
 def test_pretrained_tower_is_a_user_error():
     with pytest.raises(UserError, match="tower has no pretrained"):
         task_network("tower", in_channels=3, image_size=32, num_outputs=10, pretrained=True)
+
+
+def test_a_pretrained_runs_checkpoint_rebuilds_without_the_imagenet_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # empty: no weights to load
+    monkeypatch.setenv(backbones.OFFLINE_ENV, "1")
+    cfg = resolve({"method": "dann", "backbone": "resnet18", "pretrained": True})
+    info = DataInfo(channels=1, image_size=32, num_outputs=10, classes=None)
+    torch.manual_seed(0)
+    trained = dann.build(dataclasses.replace(cfg, pretrained=False), info)
+    ckpt = {
+        "config": dataclasses.asdict(cfg),
+        "data_info": info.to_dict(),
+        "models": {name: m.state_dict() for name, m in trained.items()},
+    }
+    restored_cfg, _, models = restore(ckpt)
+    assert restored_cfg.pretrained  # the run's own config, as it was
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(models["classifier"](x), trained["classifier"].eval()(x))

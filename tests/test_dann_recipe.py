@@ -48,6 +48,13 @@ def test_paper_preset_is_the_published_recipe():
     assert resolve({"method": "source-only", "preset": "paper"}).optimizer == "adam"
 
 
+def test_fast_preset_gives_dann_its_own_step_budget_only():
+    cfg = resolve({"method": "dann"})
+    assert (cfg.preset, cfg.steps, cfg.eval_every) == ("fast", 4000, 1000)
+    assert (cfg.optimizer, cfg.lr, cfg.lr_schedule, cfg.batch_size) == ("adam", 2e-3, "linear", 32)
+    assert resolve({"method": "pixelda"}).steps == 1200  # PixelDA's fast preset is untouched
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
