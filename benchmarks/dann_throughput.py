@@ -9,6 +9,7 @@ peak RSS (model, optimizer, one batch and the step's activations; no dataset).
 
 import argparse
 import json
+import platform
 import sys
 from pathlib import Path
 
@@ -17,7 +18,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import header, measure, run_json  # noqa: E402
+from pixelda import speed  # noqa: E402
+from pixelda.config import resolve  # noqa: E402
+from throughput import measure, run_json  # noqa: E402
 
 
 def measure_setup(setup: str, args) -> dict:
@@ -47,8 +50,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         print(json.dumps(measure_setup(args.setups[0], args)))
         return
-    args.image_size = "/".join(s.split(":")[1] for s in args.setups)
-    print(header(args) + f" px, DANN --preset {args.preset}, one fresh process per setup")
+    threads = args.threads or torch.get_num_threads()
+    amp = speed.amp_mode(resolve({"method": "dann", "preset": args.preset}), args.device)
+    print(
+        f"# {platform.processor() or platform.machine()}, {threads} torch threads, torch "
+        f"{torch.__version__}, device {args.device} (amp {amp}), DANN --preset {args.preset}, "
+        f"random images, one fresh process per setup, median of {args.steps} steps"
+    )
     common = ["--preset", args.preset, "--steps", str(args.steps), "--warmup", str(args.warmup)]
     common += ["--batch-size", str(args.batch_size), "--threads", str(args.threads)]
     for setup in args.setups:
