@@ -240,6 +240,7 @@ METHOD_DEFAULTS: dict[str, dict] = {
     },
 }
 
+
 def resolve(overrides: dict) -> TrainConfig:
     """Defaults, then the preset's overrides, then the method's, then the user's.
 
