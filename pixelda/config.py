@@ -160,7 +160,7 @@ class TrainConfig:
     )
     # Optimisation (official hparams.py: Adam, lr 0.001, beta1 0.5, batch 32, clip 5.0)
     optimizer: str = option(
-        "adam", "adam, or sgd with --momentum (source-only, target-only, dann)", choices=OPTIMIZERS
+        "adam", "adam, or sgd with --momentum (not for pixelda or cgan)", choices=OPTIMIZERS
     )
     momentum: float = option(0.9, "--optimizer sgd: momentum (Ganin & Lempitsky 2015: 0.9)")
     lr: float = option(1e-3, "learning rate (official learning_rate=0.001)")
