@@ -90,7 +90,7 @@ def test_domain_classifier_shape():
 def _tiny_dann(seed: int = 0):
     torch.manual_seed(seed)
     info = DataInfo(channels=3, image_size=16, num_outputs=10, classes=None)
-    return dann.build(SimpleNamespace(), info)
+    return dann.build(SimpleNamespace(backbone="tower", pretrained=False), info)
 
 
 def test_dann_step_equals_a_hand_written_gradient_reversal():
