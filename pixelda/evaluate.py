@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     from .checkpoint import load as load_checkpoint
     from .config import build_parser
     from .data import load
+    from .data.classes import align, counts
     from .fileio import atomic_write_json
     from .methods import METHODS, restore
     from .train import data_options
@@ -114,12 +115,16 @@ def main(argv: list[str] | None = None) -> dict:
     data = load(spec, "eval", opts, channels=info.channels)
     if data is None or data.labels is None:
         raise UserError(f"--data: {spec} has no labels to score against")
+    # By name: a folder with only some classes, or numbered otherwise, meets the right outputs.
+    data = align(data, info.classes, f"--data {spec}")
     result = {
         "checkpoint": cfg.checkpoint,
         "data": spec,
         "split": data.name,
         **score(models[METHODS[run_cfg.method].CLASSIFIER], data, device=cfg.device),
     }
+    if counts(data):
+        result["counts_per_class"] = counts(data)
     if cfg.out:
         atomic_write_json(cfg.out, result)
     if "acc" in result:

@@ -15,8 +15,11 @@ from .adversarial import LoopState, Run, fit
 from .api import TrainModule
 from .config import TrainConfig, resolve, train_parser
 from .data import DataOptions, ImageSet, describe, load, to_float
+from .data.classes import align
 from .errors import UserError, cli
+from .locks import hold
 from .methods import METHODS, DataInfo
+from .ownership import check_out_path
 from .plots import save_curves
 from .rundir import RunDir
 
@@ -96,6 +99,7 @@ def data_options(cfg) -> DataOptions:
         mask_tolerance=cfg.mask_tolerance,
         skip_bad_files=cfg.skip_bad_files,
         stream=cfg.stream,
+        channels=cfg.channels,
     )
 
 
@@ -129,17 +133,11 @@ def load_data(cfg: TrainConfig) -> RunData:
             raise UserError(f"--target: {cfg.target} has no labels; target-only needs them")
         if cfg.method != "target-only":
             target_train = target_train.unlabeled()
-    for name, split in (("target test", target_test), ("source test", source_test)):
-        if (
-            split is not None
-            and split.labels is not None
-            and split.classes
-            and len(split.classes) != len(source_train.classes)
-        ):
-            raise UserError(
-                f"{name} data has {len(split.classes)} classes, the source "
-                f"{len(source_train.classes)}"
-            )
+    # Labeled splits are numbered by the source's class names, whatever classes they hold.
+    names = source_train.classes
+    source_test = align(source_test, names, f"--source {cfg.source} (test split)")
+    target_test = align(target_test, names, f"target test data {cfg.target_test or cfg.target}")
+    target_train = align(target_train, names, f"--target {cfg.target}")
     return RunData(source_train, source_test, target_train, target_test, opts)
 
 
@@ -323,9 +321,15 @@ def train_config(cfg: TrainConfig, ckpt: dict | None = None) -> dict:
     """Train a resolved config (resuming from ckpt when given) -> the run's summary.
 
     Everything the CLI does; a bad input raises UserError before anything is written. Under
-    torchrun every rank trains and evaluates, and rank 0 alone writes the run directory."""
-    loggers.require(cfg.logger)
+    torchrun every rank trains and evaluates, and rank 0 alone writes the run directory,
+    holding its lock (pixelda/locks.py) throughout."""
     rundir = RunDir(cfg.out)
+    with hold(check_out_path(cfg.out)), rundir.removed_unless_started(resume=cfg.resume):
+        return _train_locked(cfg, ckpt, rundir)
+
+
+def _train_locked(cfg: TrainConfig, ckpt: dict | None, rundir: RunDir) -> dict:
+    loggers.require(cfg.logger)
     rundir.check(resume=cfg.resume, overwrite=cfg.overwrite)
     run, state = setup(cfg, ckpt)
     main_rank = distributed.is_main()

@@ -77,6 +77,10 @@ def find_release(root: Path) -> Path | None:
 def load_release(folder: Path, split: str) -> ImageSet:
     """Ganin's release: mnist_m_{split}/NAME.png listed with labels in mnist_m_{split}_labels.txt."""
     listing = folder / f"mnist_m_{split}_labels.txt"
+    if not listing.is_file():
+        raise UserError(
+            f"mnistm: {listing} is missing (Ganin's release lists its {split} labels there)"
+        )
     images, labels = [], []
     for n, line in enumerate(listing.read_text().splitlines(), 1):
         if not line.strip():
