@@ -46,21 +46,21 @@ def check(cfg) -> None:
 
 
 def least_bytes(cfg) -> dict[str, int]:
-    """A lower bound on what one training step holds, by what drives it: model weights (with
-    their gradients and Adam's two moments) and one batch's feature maps, float32."""
+    """A lower bound on what one training step holds, by the flag that drives each part: model
+    weights (with their gradients and Adam's two moments) and one batch's feature maps, float32."""
     s2, gw, dw = cfg.image_size**2, cfg.g_width, cfg.d_width
+    latent, embed, g_convs, g_maps = 0, 0, 0, 0  # the baselines have no generator
     if cfg.method == "pixelda":
-        g_params = cfg.latent_dim * s2 + 18 * gw * gw * cfg.g_blocks
-        g_maps = gw * (2 * cfg.g_blocks + 1)
-    elif cfg.method == "cgan":
-        g_params = (cfg.latent_dim + cfg.embed_dim) * 2 * gw * s2 // 16 + 16 * gw * gw
-        g_maps = 2 * gw
-    else:  # the baselines have no generator
-        g_params, g_maps = 0, 0
-    d_params = 18 * dw * dw
+        latent, g_convs, g_maps = cfg.latent_dim * s2, 18 * gw * gw * cfg.g_blocks, gw
+    elif cfg.method == "cgan":  # [z, embedding(y)] -> linear -> (2 width, S/4, S/4)
+        latent, embed = (cfg.latent_dim * 2 * gw * s2 // 16, cfg.embed_dim * 2 * gw * s2 // 16)
+        g_convs, g_maps = 16 * gw * gw, 2 * gw
     return {
-        "--latent-dim and model widths (weights)": 16 * (g_params + d_params),
-        "--batch-size (one batch's feature maps)": 4 * cfg.batch_size * s2 * (g_maps + dw + 3),
+        "--latent-dim": 16 * latent,
+        "--embed-dim": 16 * embed,
+        "--g-width": 16 * g_convs,
+        "--d-width": 16 * 18 * dw * dw,
+        "--batch-size": 4 * cfg.batch_size * s2 * (g_maps + dw + 3),
     }
 
 
@@ -80,9 +80,9 @@ def check_memory(cfg) -> None:
         return
     limit = memory_limit()
     if sum(need.values()) > limit:
-        what = max(need, key=need.get)
+        flag = max(need, key=need.get)
         raise UserError(
-            f"{what.split(' (')[0]}: a training step would need at least "
-            f"{sum(need.values()) / 1e9:,.0f} GB ({what.split(' (')[1][:-1]}), more than this "
-            f"machine's {limit / 1e9:,.0f} GB"
+            f"{flag}: {getattr(cfg, flag[2:].replace('-', '_'))} needs at least "
+            f"{sum(need.values()) / 1e9:,.0f} GB for one training step, more than this "
+            f"machine's {limit / 1e9:,.0f} GB of memory"
         )

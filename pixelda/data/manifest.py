@@ -43,7 +43,8 @@ def _rows(path: Path, *, skip_bad: bool) -> tuple[list[str], list[list[str]], di
                         raise UserError(why)
                     bad[n] = why
                     if len(bad) >= BAD_ROWS_BEFORE_ANY_GOOD and len(bad) == len(rows):
-                        raise UserError(f"{why} (and the {len(bad) - 1} rows before it)")
+                        first = next(iter(bad.values()))
+                        raise UserError(f"{first} (and so are the {len(bad) - 1} rows after it)")
     except (csv.Error, UnicodeDecodeError, OSError) as e:
         raise UserError(f"csv:{path}: not a readable CSV file ({e})") from None
     if not rows:
