@@ -32,6 +32,7 @@ from .methods import cgan as cgan_method
 from .methods import pixelda as pixelda_method
 from .ownership import check_out_path, refuse_unless_owned
 from .plots import grid_image
+from .sanity import check_export_memory
 from .train import data_options, pick_device
 from .writers import ImageFolderWriter, NpzWriter, staged_directory
 
@@ -216,6 +217,8 @@ def plan_for(cfg: ExportConfig) -> Plan:
     info = DataInfo(**ckpt["data_info"])
     source, spec, classes = load_source(cfg, run_cfg, info)
     indices = pick_indices(len(source), cfg.limit)
+    batch = min(cfg.batch_size, len(indices))
+    check_export_memory(variants=cfg.variants, batch=batch, shape=source.images.shape[1:])
     return Plan(cfg, out, ckpt_path, ckpt, adapter, source, indices, spec, classes, device)
 
 

@@ -2,6 +2,7 @@
 the --mask-from-background colour, and a lower bound on the memory a step needs, so an absurd
 --batch-size, --latent-dim or width is refused before anything is allocated or written."""
 
+import math
 import os
 
 from .errors import UserError
@@ -85,4 +86,16 @@ def check_memory(cfg) -> None:
             f"{flag}: {getattr(cfg, flag[2:].replace('-', '_'))} needs at least "
             f"{sum(need.values()) / 1e9:,.0f} GB for one training step, more than this "
             f"machine's {limit / 1e9:,.0f} GB of memory"
+        )
+
+
+def check_export_memory(*, variants: int, batch: int, shape: tuple[int, ...]) -> None:
+    """Refuse an export whose generator call (`variants` x `batch` images of `shape`, float32
+    in and out, plus the uint8 copy) cannot fit in memory, before it is allocated."""
+    need = variants * batch * math.prod(shape) * 9
+    if need > memory_limit():
+        raise UserError(
+            f"--variants: {variants} variants of a batch of {batch} need at least "
+            f"{need / 1e9:,.0f} GB, more than this machine's {memory_limit() / 1e9:,.0f} GB of "
+            f"memory; lower --variants or --batch-size"
         )

@@ -502,9 +502,9 @@ class Hang(Exception):
     pass
 
 
-def _run_case(argv: list[str], capsys) -> tuple[int, str]:
-    """train.main(argv) under a 60 s alarm -> (exit code, error line); any escaping exception
-    fails the test."""
+def _run_case(argv: list[str], capsys, main=train.main) -> tuple[int, str]:
+    """main(argv) (train.main by default) under a 60 s alarm -> (exit code, error line); any
+    escaping exception fails the test."""
 
     def alarm(signum, frame):
         raise Hang(f"no result after 60 s: {argv}")
@@ -512,7 +512,7 @@ def _run_case(argv: list[str], capsys) -> tuple[int, str]:
     previous = signal.signal(signal.SIGALRM, alarm)
     signal.alarm(60)
     try:
-        train.main(argv)
+        main(argv)
         code = 0
     except SystemExit as e:
         code = e.code
@@ -594,6 +594,70 @@ def test_fuzzed_flags_and_input_files_work_or_exit_2_with_one_line(tmp_path, mon
         f"awkward input files or manifests, {FLAG_CASES} random flag sets, {len(hostile)} hostile "
         f"sizes, values and --out paths): {results[0]} ran, {results[2]} refused with a one-line "
         f"error (exit 2), 0 tracebacks, 0 hangs"
+    )
+
+
+EXPORT_FLAG_CASES = 12
+
+
+def _hostile_export_cases(tmp: Path, ckpt: Path) -> list[list[str]]:
+    """Export command lines that must be refused with one line (exit 2)."""
+    mine = _users_folder(tmp / "site", **{"manifest.json": '{"name": "my web app"}'})
+    (tmp / "a-file").write_text("mine")
+    (tmp / "link").symlink_to(mine)
+    (tmp / "notes.txt").write_text("not a checkpoint")
+    out = ["--out", str(tmp / "new")]
+    return [
+        ["--checkpoint", str(ckpt), "--out", "/"],
+        ["--checkpoint", str(ckpt), "--out", str(tmp / "a-file")],
+        ["--checkpoint", str(ckpt), "--out", str(tmp / "a-file" / "x")],
+        ["--checkpoint", str(ckpt), "--out", str(tmp / "link"), "--overwrite"],
+        ["--checkpoint", str(ckpt), "--out", str(mine), "--overwrite"],
+        ["--checkpoint", str(ckpt), "--out", str(tmp), "--overwrite"],
+        ["--checkpoint", str(tmp / "notes.txt"), *out],
+        ["--checkpoint", str(tmp), *out],
+        ["--checkpoint", str(tmp / "missing.pt"), *out],
+        ["--checkpoint", str(ckpt), *out, "--variants", "100000000"],
+        ["--checkpoint", str(ckpt), *out, "--seed", "-1"],
+        ["--checkpoint", str(ckpt), *out, "--source", "folder:/no/such/folder"],
+    ]
+
+
+def _export_flag_case(rng: random.Random, ckpt: Path, out: Path) -> list[str]:
+    """A valid export command line with 1 to 3 random flags of ExportConfig added."""
+    fields = {f.name: f.default for f in dataclasses.fields(export.ExportConfig)}
+    names = [n for n in fields if n not in ("checkpoint", "out", "overwrite")] + ["no_such"]
+    argv = ["--checkpoint", str(ckpt), "--out", str(out), "--limit", "6", "--no-progress"]
+    for _ in range(rng.randint(1, 3)):
+        name = rng.choice(names)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(fields.get(name), bool):
+            argv += [flag]
+        else:
+            argv += [flag, rng.choice(FLAG_VALUES.get(type(fields.get(name)), FLAG_VALUES[str]))]
+    return argv
+
+
+def test_fuzzed_export_command_lines_work_or_exit_2_with_one_line(trained, tmp_path, capsys):
+    rng = random.Random(int(os.environ.get("PIXELDA_FUZZ_SEED", "2017")))
+    hostile = _hostile_export_cases(tmp_path / "hostile", trained)
+    cases = [_export_flag_case(rng, trained, tmp_path / f"x{n}") for n in range(EXPORT_FLAG_CASES)]
+    results, table = {0: 0, 2: 0}, []
+    for n, argv in enumerate(cases + hostile):
+        code, error = _run_case([*argv, "--no-progress"], capsys, main=export.main)
+        results[code] += 1
+        if n >= len(cases):
+            assert code == 2, (argv, "must be refused")
+        shown = " ".join(argv).replace(str(tmp_path), "…").replace(str(trained), "CKPT")
+        table.append(f"  {shown}: " + ("ran" if code == 0 else error.replace(str(tmp_path), "…")))
+    site = tmp_path / "hostile" / "site"
+    assert (site / "paper.tex").is_file() and (site / "figures" / "plot.pdf").is_file()
+    assert not list(tmp_path.rglob("*.partial-*")) and not list(tmp_path.rglob(".*pixelda-lock"))
+    print("\n" + "\n".join(table))
+    print(
+        f"\nreliability: {len(cases) + len(hostile)} fuzzed export command lines "
+        f"({EXPORT_FLAG_CASES} random flag sets, {len(hostile)} hostile paths and values): "
+        f"{results[0]} ran, {results[2]} refused with a one-line error (exit 2), 0 tracebacks"
     )
 
 
