@@ -13,6 +13,7 @@ from .fileio import atomic_write_json
 SCHEMA = "pixelda-folder"
 VERSION = 1
 MARKERS = {"run": ".pixelda-run.json", "export": ".pixelda-export.json"}
+NOUNS = {"run": "run directory", "export": "export"}
 # What a run folder or an export written before markers existed (pixelda <= 0.x) holds.
 LEGACY_RUN_KEYS = {"method", "source", "target", "steps", "out", "seed"}
 LEGACY_EXPORT_KEYS = {"checkpoint_sha256", "run_config", "counts_per_class", "format", "classes"}
@@ -76,7 +77,7 @@ def refuse_unless_owned(folder: Path, kind: str) -> None:
     if not owned(folder, kind):
         legacy = "manifest.json" if kind == "export" else "config.json and ckpt.pt"
         raise UserError(
-            f"--overwrite: refusing to delete {folder}: it is not a pixelda {kind} folder (no "
+            f"--overwrite: refusing to delete {folder}: it is not a pixelda {NOUNS[kind]} (no "
             f"{MARKERS[kind]}, nor the {legacy} of an older pixelda {kind}); nothing was deleted"
         )
 
