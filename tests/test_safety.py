@@ -54,7 +54,7 @@ def run(tmp_path_factory, digits) -> Path:
     """A finished tiny run on `digits` (its own source and target)."""
     out = tmp_path_factory.mktemp("run") / "run"
     threads = torch.get_num_threads()
-    train.main([*ARGS, "--source", f"folder:{digits}", "--target", f"folder:{digits}", "--out", str(out)])
+    train.main([*ARGS, *_data(digits), "--out", str(out)])
     torch.set_num_threads(threads)
     return out
 
@@ -333,7 +333,8 @@ def test_evaluate_scores_a_folder_of_some_classes_against_the_right_outputs(
 
 def test_evaluate_refuses_a_class_the_model_does_not_know(run, tmp_path, capsys):
     _classes(tmp_path / "other", ["1", "cat"], per_class=2)
-    call = lambda: evaluate.main(["--checkpoint", str(run / "ckpt.pt"), "--data", f"folder:{tmp_path / 'other'}"])
+    data = f"folder:{tmp_path / 'other'}"
+    call = lambda: evaluate.main(["--checkpoint", str(run / "ckpt.pt"), "--data", data])
     assert "class 'cat' is not one of the model's classes" in _exits_2_with_one_line(call, capsys)
 
 
@@ -370,7 +371,8 @@ def test_a_folder_mixing_gray_and_colour_follows_the_majority_or_channels(tmp_pa
     (folder / "c" / "class0" / "0_gray_first.png").rename(folder / "c" / "class0" / "0.png")
     data = load_folder(folder / "c", "eval", size=16)
     assert data.channels == 3 and "mixes grayscale (1) and colour (4)" in capsys.readouterr().err
-    assert load(f"folder:{folder / 'c'}", "eval", DataOptions(image_size=16, channels=1)).channels == 1
+    opts = DataOptions(image_size=16, channels=1)
+    assert load(f"folder:{folder / 'c'}", "eval", opts).channels == 1
 
 
 def test_a_csv_of_a_million_junk_rows_fails_on_its_first_bad_row_at_once(tmp_path):
