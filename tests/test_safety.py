@@ -208,6 +208,28 @@ def test_two_trainings_on_one_out_one_is_refused_and_a_killed_holder_does_not_bl
     assert summary["steps"] == 4 and not locks.lock_path(out).exists()
 
 
+def test_a_run_folder_in_a_read_only_parent_is_locked_itself(tmp_path, monkeypatch):
+    from pixelda import locks
+    from pixelda.errors import UserError
+
+    real_open = os.open
+
+    def read_only_parent(path, flags, *args):
+        if str(path).endswith(".pixelda-lock"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only_parent)
+    run = tmp_path / "run"
+    run.mkdir()
+    with locks.hold(run):
+        with pytest.raises(UserError, match="in use by another pixelda process"):
+            with locks.hold(run):
+                pass
+    with locks.hold(run):  # released
+        pass
+
+
 def test_the_next_export_removes_a_staging_folder_a_killed_export_left(run, tmp_path, capsys):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # its PID now names no live process
