@@ -6,7 +6,9 @@ Ctrl-C in one line and exit 130 (128 + SIGINT, as shells report it)."""
 
 import argparse
 import functools
+import signal
 import sys
+import threading
 
 
 class UserError(Exception):
@@ -42,12 +44,27 @@ def user_facing(e: BaseException) -> str | None:
     return None
 
 
+def _interrupted_while_starting(signum, frame):
+    print("interrupted (Ctrl-C) while starting; nothing was written", file=sys.stderr)
+    raise SystemExit(130)
+
+
+def exit_130_on_ctrl_c() -> None:
+    """Called first thing by an entry point run as a script: Ctrl-C while its imports load
+    (torch takes seconds) ends in one line and exit 130, not a traceback from inside torch.
+    cli hands Ctrl-C back to Python (KeyboardInterrupt) once main() runs."""
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+
 def cli(main):
     """Wrap an entry point's main(argv): a UserError (or a failure of the system the user can
     fix: a file the system refuses, memory) exits 2 with one line; Ctrl-C exits 130."""
 
     @functools.wraps(main)
     def wrapper(argv: list[str] | None = None):
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if in_main_thread and signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return main(argv)
         except KeyboardInterrupt:

@@ -3,6 +3,11 @@
 Usage: python -m pixelda.evaluate --checkpoint RUN/ckpt.pt [--data SPEC] [--split test]
 """
 
+if __name__ == "__main__":  # Ctrl-C while torch loads (seconds): one line and exit 130
+    from .errors import exit_130_on_ctrl_c
+
+    exit_130_on_ctrl_c()
+
 import contextlib
 import json
 import sys

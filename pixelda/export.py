@@ -4,6 +4,11 @@ Usage: python tools/export_adapted.py --checkpoint runs/pixelda/ckpt.pt --out ad
        [--source SPEC] [--variants K] [--format imagefolder|npz] [--seed S] [--limit N]
 """
 
+if __name__ == "__main__":  # Ctrl-C while torch loads (seconds): one line and exit 130
+    from .errors import exit_130_on_ctrl_c
+
+    exit_130_on_ctrl_c()
+
 import contextlib
 import copy
 import datetime
@@ -201,10 +206,6 @@ def pick_indices(n: int, limit: int) -> torch.Tensor:
     if not limit or limit >= n:
         return torch.arange(n)
     return torch.arange(limit) * n // limit
-
-
-def make_plan(argv: list[str] | None) -> Plan:
-    return plan_for(parse_config(argv))
 
 
 def plan_for(cfg: ExportConfig) -> Plan:

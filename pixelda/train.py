@@ -3,6 +3,11 @@
 Usage: python -m pixelda.train [--method pixelda] [--data-root ../shared/data] [--steps N] ...
 """
 
+if __name__ == "__main__":  # Ctrl-C while torch loads (seconds): one line and exit 130
+    from .errors import exit_130_on_ctrl_c
+
+    exit_130_on_ctrl_c()
+
 import dataclasses
 import platform
 import sys

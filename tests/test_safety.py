@@ -6,6 +6,7 @@ docs/guarantees.md lists each promise beside the test here that proves it."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -307,6 +308,26 @@ def test_ctrl_c_during_start_up_is_one_line_exit_130_and_leaves_nothing(
     assert "Traceback" not in err and len(err.splitlines()) <= 3
     assert "interrupted" in err.splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("entry", ["-m pixelda.train", "tools/export_adapted.py"])
+def test_ctrl_c_while_a_script_loads_torch_is_one_line_exit_130(entry, digits, tmp_path):
+    out = tmp_path / "out"
+    args = [*ARGS, *_data(digits)] if entry.startswith("-m") else ["--checkpoint", "x.pt"]
+    proc = subprocess.Popen(
+        [sys.executable, *entry.split(), *args, "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A child of a non-interactive shell may inherit SIGINT ignored; a terminal's would not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    time.sleep(0.5)  # well before torch has loaded
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("interrupted") and not out.exists()
 
 
 def test_a_release_layout_without_its_test_labels_is_one_line(digits, tmp_path, capsys):
