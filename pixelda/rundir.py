@@ -1,5 +1,5 @@
-"""The run directory: config.json, metrics.jsonl, ckpt.pt, samples/, curves.png, summary.json,
-and .pixelda-run.json, the marker that makes it a folder --overwrite may delete."""
+"""The run directory: config.json, metrics.jsonl, ckpt.pt, best.pt, samples/, curves.png,
+summary.json, and .pixelda-run.json, the marker that makes it a folder --overwrite may delete."""
 
 import json
 import os
@@ -15,7 +15,8 @@ from .ownership import check_out_path, refuse_unless_owned, write_marker
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser()
-        self.ckpt = self.path / "ckpt.pt"
+        self.ckpt = self.path / "ckpt.pt"  # the last checkpoint
+        self.best = self.path / "best.pt"  # the best validation score's checkpoint
         self.metrics = self.path / "metrics.jsonl"
         self.samples = self.path / "samples"
         self.created = False  # by this process, in create()

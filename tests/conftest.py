@@ -32,6 +32,8 @@ TINY = [
     "2",
     "--log-every",
     "1",
+    "--val-size",
+    "100",
     "--no-progress",
 ]
 

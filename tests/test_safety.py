@@ -68,7 +68,7 @@ def _keep_threads():
 
 
 def _data(digits: Path) -> list[str]:
-    return ["--source", f"folder:{digits}", "--target", f"folder:{digits}"]
+    return ["--source", f"folder:{digits}", "--target", f"folder:{digits}", "--val-size", "4"]
 
 
 def _foreign(folder: Path, **files: str) -> Path:
@@ -330,18 +330,24 @@ def test_ctrl_c_while_a_script_loads_torch_is_one_line_exit_130(entry, digits, t
     assert err.strip().splitlines()[-1].startswith("interrupted") and not out.exists()
 
 
-def test_a_release_layout_without_its_test_labels_is_one_line(digits, tmp_path, capsys):
+def test_a_release_layout_without_its_test_labels_trains_and_is_named_by_evaluate(
+    digits, tmp_path, capsys
+):
     release = tmp_path / "root" / "mnist_m"
     (release / "mnist_m_train").mkdir(parents=True)
     lines = []
-    for i in range(8):
-        Image.new("RGB", (28, 28), (i * 30, 0, 0)).save(release / "mnist_m_train" / f"{i}.png")
-        lines.append(f"{i}.png {i % 4}")
+    for i in range(24):
+        Image.new("RGB", (28, 28), (i * 10, 0, 0)).save(release / "mnist_m_train" / f"{i}.png")
+        lines.append(f"{i}.png {i % 10}")
     (release / "mnist_m_train_labels.txt").write_text("\n".join(lines) + "\n")
-    args = [*ARGS, "--source", f"folder:{digits}", "--target", "mnistm"]
-    args += ["--data-root", str(tmp_path / "root"), "--out", str(tmp_path / "run")]
-    line = _exits_2_with_one_line(lambda: train.main(args), capsys)
-    assert "mnist_m_test_labels.txt is missing" in line and not (tmp_path / "run").exists()
+    _classes(tmp_path / "src", [str(c) for c in range(10)], per_class=2)
+    args = [*ARGS, "--source", f"folder:{tmp_path / 'src'}", "--target", "mnistm"]
+    args += ["--data-root", str(tmp_path / "root"), "--val-size", "10"]
+    train.main([*args, "--out", str(tmp_path / "run")])  # no test split: validation only
+    capsys.readouterr()
+    ckpt = str(tmp_path / "run" / "ckpt.pt")
+    call = lambda: evaluate.main(["--checkpoint", ckpt, "--split", "test"])
+    assert "mnist_m_test_labels.txt" in _exits_2_with_one_line(call, capsys)
 
 
 # ---- class names -----------------------------------------------------------------------------
@@ -387,6 +393,7 @@ def test_training_refuses_a_labeled_target_whose_class_names_the_source_lacks(tm
     _classes(target / "train", ["0", "1"])
     _classes(target / "test", ["0", "1"], per_class=2)
     args = [*ARGS, "--source", f"folder:{source}", "--target", f"folder:{target}"]
+    args += ["--val-size", "2"]
     line = _exits_2_with_one_line(lambda: train.main([*args, "--out", str(tmp_path / "r")]), capsys)
     assert "class '0' is not one of the model's classes" in line
     assert not (tmp_path / "r").exists()
@@ -396,9 +403,8 @@ def test_training_maps_a_target_test_of_some_classes_by_name(digits, tmp_path):
     target = tmp_path / "target"
     _classes(target / "train", ["0", "1", "2", "3"], per_class=2)
     _classes(target / "test", ["2"], per_class=3)
-    cfg = resolve(
-        {"source": f"folder:{digits}", "target": f"folder:{target}", "image_size": 16}
-    )
+    overrides = {"source": f"folder:{digits}", "target": f"folder:{target}"}
+    cfg = resolve({**overrides, "image_size": 16, "val_size": 4})
     data = train.load_data(cfg)
     assert data.target_test.classes == ["0", "1", "2", "3"]
     assert data.target_test.labels.tolist() == [2, 2, 2]
