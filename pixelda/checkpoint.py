@@ -101,6 +101,8 @@ def load_models(models, states: dict) -> None:
 def load(path: str | Path, *, map_location="cpu") -> dict:
     """Read a pixelda checkpoint; anything else gives a one-line UserError."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--checkpoint: {path} is a folder; give the run's ckpt.pt in it")
     if not path.is_file():
         raise UserError(f"--checkpoint: {path} does not exist")
     try:

@@ -11,6 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from . import sanity
 from .errors import CliParser, UserError
 from .loggers import logger_names
 from .recipes import METHOD_PRESETS
@@ -88,6 +89,9 @@ class TrainConfig:
         "(on), keep them in memory (off), or stream when a split would take over half the "
         "available memory (auto)",
         choices=STREAM_MODES,
+    )
+    channels: int = option(
+        0, "1 (grayscale) or 3 (colour) for every image of the run (0: the target's own kind)"
     )
     # Run
     steps: int = option(250_000, "training iterations (one D-step and one G-step each)")
@@ -310,6 +314,7 @@ def validate(cfg: TrainConfig) -> None:
     if not 0.0 <= cfg.d_dropout < 1.0:
         raise UserError(f"--d-dropout: expected a probability in [0, 1), got {cfg.d_dropout}")
     logger_names(cfg.logger)  # a UserError names an unknown tracker
+    sanity.check(cfg)  # signs, the background colour, and what a step needs in memory
     if cfg.resume and cfg.overwrite:
         raise UserError("--resume and --overwrite exclude each other")
 

@@ -3,6 +3,11 @@
 Usage: python -m pixelda.evaluate --checkpoint RUN/best.pt [--data SPEC] [--split auto|test|val]
 """
 
+if __name__ == "__main__":  # Ctrl-C while torch loads (seconds): one line and exit 130
+    from .errors import exit_130_on_ctrl_c
+
+    exit_130_on_ctrl_c()
+
 import contextlib
 import json
 import sys
@@ -116,6 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     from .checkpoint import load as load_checkpoint
     from .config import build_parser
     from .data import DataOptions
+    from .data.classes import align, counts
     from .fileio import atomic_write_json
     from .methods import METHODS, restore
 
@@ -141,12 +147,16 @@ def main(argv: list[str] | None = None) -> dict:
     spec, data = labeled_split(cfg, run_cfg, opts, info.channels)
     if data.labels is None:
         raise UserError(f"--data: {spec} has no labels to score against")
+    # By name: a folder with only some classes, or numbered otherwise, meets the right outputs.
+    data = align(data, info.classes, f"--data {spec}")
     result = {
         "checkpoint": cfg.checkpoint,
         "data": spec,
         "split": data.name,
         **score(models[METHODS[run_cfg.method].CLASSIFIER], data, device=cfg.device),
     }
+    if counts(data):
+        result["counts_per_class"] = counts(data)
     if cfg.out:
         atomic_write_json(cfg.out, result)
     if "acc" in result:

@@ -4,10 +4,14 @@ Usage: python tools/export_adapted.py --checkpoint runs/pixelda/ckpt.pt --out ad
        [--source SPEC] [--variants K] [--format imagefolder|npz] [--seed S] [--limit N]
 """
 
+if __name__ == "__main__":  # Ctrl-C while torch loads (seconds): one line and exit 130
+    from .errors import exit_130_on_ctrl_c
+
+    exit_130_on_ctrl_c()
+
 import contextlib
 import copy
 import datetime
-import hashlib
 import json
 import sys
 import time
@@ -26,10 +30,14 @@ from .api import ExportModule
 from .config import build_parser, option
 from .data import DataOptions, ImageSet, load, to_float, to_uint8
 from .errors import UserError, cli
+from .fileio import sha256_file
+from .locks import hold
 from .methods import DataInfo, restore
 from .methods import cgan as cgan_method
 from .methods import pixelda as pixelda_method
+from .ownership import check_out_path, refuse_unless_owned
 from .plots import grid_image
+from .sanity import check_export_memory
 from .train import pick_device
 from .writers import ImageFolderWriter, NpzWriter, staged_directory
 
@@ -152,20 +160,11 @@ def check_config(cfg: ExportConfig) -> ExportConfig:
 
 
 def check_out(out: Path, *, overwrite: bool) -> None:
-    """Refuse an output path that is a file, or a non-empty folder without --overwrite."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out: {out} exists and is not a folder")
-    ancestor = next(p for p in out.parents if p.exists())
-    if not ancestor.is_dir():
-        raise UserError(f"--out: {ancestor} is not a folder")
+    """Refuse a non-empty folder without --overwrite, or with it one that is not an export."""
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise UserError(f"--out: {out} is not empty; pass --overwrite to replace it")
-        if not (out / "manifest.json").is_file():
-            raise UserError(
-                f"--overwrite: refusing to replace {out}: it holds no "
-                f"manifest.json, so it is not a pixelda export"
-            )
+        refuse_unless_owned(out, "export")
 
 
 def load_generator(ckpt_path: Path, device: torch.device) -> tuple[dict, Adapter, object]:
@@ -209,13 +208,9 @@ def pick_indices(n: int, limit: int) -> torch.Tensor:
     return torch.arange(limit) * n // limit
 
 
-def make_plan(argv: list[str] | None) -> Plan:
-    return plan_for(parse_config(argv))
-
-
 def plan_for(cfg: ExportConfig) -> Plan:
     """Everything checked and loaded, nothing written yet."""
-    out = Path(cfg.out).expanduser().resolve()
+    out = check_out_path(cfg.out)
     check_out(out, overwrite=cfg.overwrite)
     device = distributed.init(pick_device(cfg.device))
     ckpt_path = Path(cfg.checkpoint).expanduser()
@@ -223,6 +218,8 @@ def plan_for(cfg: ExportConfig) -> Plan:
     info = DataInfo(**ckpt["data_info"])
     source, spec, classes = load_source(cfg, run_cfg, info)
     indices = pick_indices(len(source), cfg.limit)
+    batch = min(cfg.batch_size, len(indices))
+    check_export_memory(variants=cfg.variants, batch=batch, shape=source.images.shape[1:])
     return Plan(cfg, out, ckpt_path, ckpt, adapter, source, indices, spec, classes, device)
 
 
@@ -298,7 +295,7 @@ def manifest(plan: Plan, counts: dict) -> dict:
     cfg = plan.cfg
     return {
         "checkpoint": str(plan.ckpt_path),
-        "checkpoint_sha256": sha256(plan.ckpt_path),
+        "checkpoint_sha256": sha256_file(plan.ckpt_path),
         "checkpoint_step": plan.ckpt.get("step"),
         "run_config": plan.ckpt["config"],
         "data_info": plan.ckpt["data_info"],
@@ -315,14 +312,6 @@ def manifest(plan: Plan, counts: dict) -> dict:
         "pixelda_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def make_writer(plan: Plan, root: Path, *, create: bool):
@@ -387,11 +376,13 @@ def main(argv: list[str] | None = None) -> dict:
 def export_config(cfg: ExportConfig) -> dict:
     """Write the export cfg describes and report it on one line -> its manifest.
 
-    Everything the CLI does; a bad input raises UserError before anything is written."""
-    plan = plan_for(check_config(cfg))
-    start = time.perf_counter()
-    meta = export(plan)
-    seconds = time.perf_counter() - start
+    Everything the CLI does; a bad input raises UserError before anything is written. The
+    destination stays locked (pixelda/locks.py) until the export is in place."""
+    with hold(check_out_path(check_config(cfg).out)):
+        plan = plan_for(cfg)
+        start = time.perf_counter()
+        meta = export(plan)
+        seconds = time.perf_counter() - start
     if not distributed.is_main():
         return meta
     print(

@@ -3,6 +3,7 @@
 A write that fails (disk full, permission denied, ...) raises a UserError naming the file and
 the cause, and leaves the previous file, if any, as it was."""
 
+import hashlib
 import io
 import json
 import os
@@ -53,3 +54,12 @@ def atomic_save_png(image, path: str | Path) -> None:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
+
+
+def sha256_file(path: str | Path) -> str:
+    """The file's SHA-256 as hex, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,13 +1,15 @@
 """The run directory: config.json, metrics.jsonl, ckpt.pt, best.pt, samples/, curves.png,
-summary.json."""
+summary.json, and .pixelda-run.json, the marker that makes it a folder --overwrite may delete."""
 
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UserError
 from .fileio import atomic_write_bytes, atomic_write_json, write_error
+from .ownership import check_out_path, refuse_unless_owned, write_marker
 
 
 class RunDir:
@@ -17,12 +19,12 @@ class RunDir:
         self.best = self.path / "best.pt"  # the best validation score's checkpoint
         self.metrics = self.path / "metrics.jsonl"
         self.samples = self.path / "samples"
+        self.created = False  # by this process, in create()
 
     def check(self, *, resume: bool, overwrite: bool) -> None:
         """Refuse what would lose work; called before anything is written."""
         p = self.path
-        if p.exists() and not p.is_dir():
-            raise UserError(f"--out: {p} exists and is not a folder")
+        check_out_path(p)
         nonempty = p.is_dir() and any(p.iterdir())
         if resume:
             if not self.ckpt.is_file():
@@ -38,16 +40,33 @@ class RunDir:
                 f"--out: {p} is not empty; pass --resume to continue it or "
                 f"--overwrite to replace it"
             )
-        elif nonempty and not (p / "config.json").is_file():
-            raise UserError(
-                f"--overwrite: refusing to delete {p}: it holds no config.json, so "
-                f"it is not a pixelda run directory"
-            )
+        elif nonempty:
+            refuse_unless_owned(p, "run")
 
     def create(self, *, overwrite: bool) -> None:
         if overwrite and self.path.is_dir():
             shutil.rmtree(self.path)
-        self.samples.mkdir(parents=True, exist_ok=True)
+        try:
+            self.samples.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(self.samples, e) from None
+        write_marker(self.path, "run")
+        self.created = True
+
+    @contextmanager
+    def removed_unless_started(self, *, resume: bool):
+        """On any failure (Ctrl-C included) before the run's first checkpoint, remove what this
+        process wrote in the run folder: a run without a checkpoint cannot be resumed, and a
+        half-made folder would only be refused by the next run."""
+        existed = self.path.is_dir()
+        try:
+            yield
+        except BaseException:
+            if self.created and not resume and not self.ckpt.exists():
+                shutil.rmtree(self.path, ignore_errors=True)
+                if existed:  # the user's (empty) folder stays
+                    self.path.mkdir(exist_ok=True)
+            raise
 
     def log(self, record: dict) -> None:
         """Append one JSON line in a single write, flushed, so the file holds whole lines."""

@@ -3,6 +3,11 @@
 Usage: python -m pixelda.train [--method pixelda] [--data-root ../shared/data] [--steps N] ...
 """
 
+if __name__ == "__main__":  # Ctrl-C while torch loads (seconds): one line and exit 130
+    from .errors import exit_130_on_ctrl_c
+
+    exit_130_on_ctrl_c()
+
 import dataclasses
 import itertools
 import os
@@ -26,8 +31,11 @@ from .data import (
     split_validation,
     to_float,
 )
+from .data.classes import align
 from .errors import UserError, cli
+from .locks import hold
 from .methods import METHODS, DataInfo
+from .ownership import check_out_path
 from .plots import save_curves
 from .rundir import RunDir
 
@@ -151,19 +159,13 @@ def _load_source(cfg: TrainConfig, opts: DataOptions, *, channels: int | None) -
 
 
 def check_classes(data: RunData) -> None:
-    """Every labeled split scores the source's classes: the same number of them."""
-    splits = (("target validation", data.target_val), ("target test", data.target_test))
-    for name, split in (*splits, ("source test", data.source_test)):
-        if (
-            split is not None
-            and split.labels is not None
-            and split.classes
-            and len(split.classes) != len(data.source_train.classes)
-        ):
-            raise UserError(
-                f"{name} data has {len(split.classes)} classes, the source "
-                f"{len(data.source_train.classes)}"
-            )
+    """Number every labeled split by the source's class names, matched by name (a split may
+    hold only some of them, in any order); a name the source lacks is a UserError."""
+    names = data.source_train.classes
+    data.source_test = align(data.source_test, names, "source test data")
+    data.target_val = align(data.target_val, names, "target validation data")
+    data.target_test = align(data.target_test, names, "target test data")
+    data.target_train = align(data.target_train, names, "--target training data")
 
 
 def fixed_samples(data: RunData, cfg, device) -> Fixed:
@@ -369,9 +371,15 @@ def train_config(cfg: TrainConfig, ckpt: dict | None = None) -> dict:
     """Train a resolved config (resuming from ckpt when given) -> the run's summary.
 
     Everything the CLI does; a bad input raises UserError before anything is written. Under
-    torchrun every rank trains and evaluates, and rank 0 alone writes the run directory."""
-    loggers.require(cfg.logger)
+    torchrun every rank trains and evaluates, and rank 0 alone writes the run directory,
+    holding its lock (pixelda/locks.py) throughout."""
     rundir = RunDir(cfg.out)
+    with hold(check_out_path(cfg.out)), rundir.removed_unless_started(resume=cfg.resume):
+        return _train_locked(cfg, ckpt, rundir)
+
+
+def _train_locked(cfg: TrainConfig, ckpt: dict | None, rundir: RunDir) -> dict:
+    loggers.require(cfg.logger)
     rundir.check(resume=cfg.resume, overwrite=cfg.overwrite)
     run, state = setup(cfg, ckpt)
     main_rank = distributed.is_main()

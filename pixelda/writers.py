@@ -2,8 +2,10 @@
 an export appear whole or not at all."""
 
 import csv
+import glob
 import os
 import shutil
+import sys
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from .ownership import write_marker
 
 # zlib level 1: measured ~2.4x faster than PIL's default 6 on 32x32 outputs for ~18% larger
 # files; level 0 (stored) is only ~15% faster again but ~3x larger (benchmarks/export_throughput.py).
@@ -21,13 +25,17 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 @contextmanager
 def staged_directory(out: Path):
-    """Yield an empty folder beside `out`; it replaces `out` only once the block succeeds.
+    """Yield an empty folder (marked as an export) beside `out`; it replaces `out` only once
+    the block succeeds.
 
     On any exception, KeyboardInterrupt included, the staging folder is removed and `out` is
-    left as it was."""
+    left as it was. The caller holds `out`'s lock, so what earlier exports of `out` left
+    beside it is cleaned up first (remove_stale)."""
+    remove_stale(out)
     staging = out.with_name(f"{out.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    write_marker(staging, "export")
     try:
         yield staging
         _swap_into_place(staging, out)
@@ -50,6 +58,39 @@ def _swap_into_place(staging: Path, out: Path) -> None:
         os.rename(old, out)
         raise
     shutil.rmtree(old)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale(out: Path) -> None:
+    """Delete the staging folders (OUT.partial-PID) of exports of `out` whose process died, and
+    put back an old export (OUT.old-PID) one died while swapping, if `out` is missing. Only
+    folders of that exact name pattern whose PID is no live process; one line on stderr."""
+    found = []
+    for kind in ("old", "partial"):
+        for path in sorted(out.parent.glob(f"{glob.escape(out.name)}.{kind}-*")):
+            pid = path.name.rsplit("-", 1)[1]
+            if path.is_symlink() or not path.is_dir() or not pid.isdigit() or _alive(int(pid)):
+                continue
+            if kind == "old" and not out.exists():
+                os.rename(path, out)
+                found.append(f"restored {out} from {path.name}")
+            else:
+                shutil.rmtree(path)
+                found.append(f"removed {path.name}")
+    if found:
+        print(
+            f"export: cleaned up after an export that was killed: {'; '.join(found)}",
+            file=sys.stderr,
+        )
 
 
 def _hwc(image: torch.Tensor) -> np.ndarray:

@@ -14,6 +14,7 @@ from pixelda.batches import Batch
 from pixelda.grl import dann_lambda
 from pixelda.methods import METHODS, DataInfo, dann, restore
 from pixelda.models import DomainClassifier
+from pixelda.ownership import write_marker
 
 from .conftest import TINY
 
@@ -217,7 +218,8 @@ def test_dann_interrupted_and_resumed_equals_uninterrupted(clean_runs, monkeypat
 def test_resuming_a_run_started_with_overwrite(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    (out / "config.json").write_text("{}")  # an old run to replace
+    (out / "config.json").write_text("{}")  # an old run to replace: pixelda's, by its marker
+    write_marker(out, "run")
     args = [*TINY, "--method", "source-only", "--out", str(out), "--steps", "2"]
     train.main([*args, "--overwrite"])
     assert (

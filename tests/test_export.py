@@ -178,7 +178,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(ckpt, source_
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
         run_export(ckpt, tmp_path / name, source_dir, "--seed", seed, "--batch-size", "4")
     a, b, c = (files_bytes(tmp_path / name) for name in "abc")
-    assert a == b and len(a) == len(source_of(source_dir)) * K + 2  # + labels.csv, preview
+    assert a == b and len(a) == len(source_of(source_dir)) * K + 3  # + labels.csv, preview, marker
     assert {k for k in a if a[k] != c[k]} - {"labels.csv"}
 
 
@@ -186,6 +186,7 @@ def test_npz_holds_the_same_images_and_labels(ckpt, source_dir, tmp_path):
     run_export(ckpt, tmp_path / "png", source_dir, "--seed", "1")
     run_export(ckpt, tmp_path / "npz", source_dir, "--seed", "1", "--format", "npz")
     assert sorted(p.name for p in (tmp_path / "npz").iterdir()) == [
+        ".pixelda-export.json",
         "adapted.npz",
         "manifest.json",
         "preview.png",

@@ -124,6 +124,8 @@ def test_a_target_without_a_test_split_reports_validation_only(tmp_path, capsys)
 
     _usps_file(tmp_path / "data" / "usps" / "usps.bz2", _usps_rows(60))
     source = write_image_folder(tmp_path / "src", classes=10, per_class=3, size=16, mode="L")
+    for c in range(10):  # named as USPS's digits: labeled splits are matched by class name
+        (source / f"class{c}").rename(source / str(c))
     summary = train.main(
         [
             *TINY,

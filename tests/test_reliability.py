@@ -502,9 +502,9 @@ class Hang(Exception):
     pass
 
 
-def _run_case(argv: list[str], capsys) -> tuple[int, str]:
-    """train.main(argv) under a 60 s alarm -> (exit code, error line); any escaping exception
-    fails the test."""
+def _run_case(argv: list[str], capsys, main=train.main) -> tuple[int, str]:
+    """main(argv) (train.main by default) under a 60 s alarm -> (exit code, error line); any
+    escaping exception fails the test."""
 
     def alarm(signum, frame):
         raise Hang(f"no result after 60 s: {argv}")
@@ -512,7 +512,7 @@ def _run_case(argv: list[str], capsys) -> tuple[int, str]:
     previous = signal.signal(signal.SIGALRM, alarm)
     signal.alarm(60)
     try:
-        train.main(argv)
+        main(argv)
         code = 0
     except SystemExit as e:
         code = e.code
@@ -530,6 +530,40 @@ def _run_case(argv: list[str], capsys) -> tuple[int, str]:
     return code, errors[0]
 
 
+def _users_folder(folder: Path, **files: str) -> Path:
+    """A folder that is not pixelda's: a .tex file, a sub-folder with a file, and `files`."""
+    (folder / "figures").mkdir(parents=True)
+    (folder / "paper.tex").write_text("\\documentclass{article}")
+    (folder / "figures" / "plot.pdf").write_bytes(b"%PDF-1.4")
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def _hostile_train_cases(tmp: Path) -> list[tuple[str, list[str]]]:
+    """Issue 20's cases, each of which must be refused with one line: sizes no machine here
+    holds, negative or malformed values, and --out paths that are not pixelda's to write."""
+    mine = _users_folder(tmp / "mine", **{"config.json": '{"editor.fontSize": 14}'})
+    (tmp / "a-file").write_text("mine")
+    (tmp / "link").symlink_to(mine)
+    cases = [
+        [flag, "100000000"]
+        for flag in ("--latent-dim", "--batch-size", "--g-width", "--d-width", "--g-blocks")
+    ]
+    cases += [["--method", "cgan", "--embed-dim", "100000000"], ["--threads", "100000"]]
+    cases += [["--seed", "-1"], ["--seed", str(2**64)], ["--clip-grad-norm", "-1"]]
+    cases += [["--mask-from-background", v] for v in ("1,2", "1,2,3,4", "a,b,c", "0,0,256")]
+    cases += [["--mask-tolerance", "300"], ["--channels", "2"]]
+    cases += [
+        ["--out", str(tmp / "a-file" / "run")],
+        ["--out", str(tmp / "a-file")],
+        ["--overwrite", "--out", str(tmp / "link")],
+        ["--overwrite", "--out", str(mine)],
+        ["--overwrite", "--out", str(tmp)],
+    ]
+    return [(" ".join(c).replace(str(tmp), "…"), c) for c in cases]
+
+
 def test_fuzzed_flags_and_input_files_work_or_exit_2_with_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # a fuzzed relative --cache-dir lands here
     rng = random.Random(int(os.environ.get("PIXELDA_FUZZ_SEED", "2017")))
@@ -540,20 +574,90 @@ def test_fuzzed_flags_and_input_files_work_or_exit_2_with_one_line(tmp_path, mon
         for what, spec in _input_cases(tmp_path, good)
     ]
     cases += [("flags", _flag_case(rng)) for _ in range(FLAG_CASES)]
+    hostile = _hostile_train_cases(tmp_path / "hostile")
     results, table = {0: 0, 2: 0}, []
-    for n, (what, argv) in enumerate(cases):
+    for n, (what, argv) in enumerate(cases + hostile):
         # Fuzzed flags keep their values; tiny sizes fill in the rest.
         safe = [x for k, v in FUZZ_DEFAULTS.items() if k not in argv for x in (k, v)]
-        full = [*base, *argv, *safe, "--no-progress", "--out", str(tmp_path / f"run{n}")]
-        code, error = _run_case(full, capsys)
+        out = [] if "--out" in argv else ["--out", str(tmp_path / f"run{n}")]
+        code, error = _run_case([*base, *argv, *safe, "--no-progress", *out], capsys)
         results[code] += 1
+        if n >= len(cases):
+            assert code == 2, (what, "must be refused")
         shown = " ".join(argv) if what == "flags" else what
         table.append(f"  {shown}: " + ("ran" if code == 0 else error.replace(str(tmp_path), "…")))
+    mine = tmp_path / "hostile" / "mine"
+    assert (mine / "paper.tex").is_file() and (mine / "figures" / "plot.pdf").is_file()
     print("\n" + "\n".join(table))
     print(
-        f"\nreliability: {len(cases)} fuzzed cases ({len(cases) - FLAG_CASES} awkward input files "
-        f"or manifests, {FLAG_CASES} random flag sets): {results[0]} ran, {results[2]} refused with a "
-        f"one-line error (exit 2), 0 tracebacks, 0 hangs"
+        f"\nreliability: {len(cases) + len(hostile)} fuzzed cases ({len(cases) - FLAG_CASES} "
+        f"awkward input files or manifests, {FLAG_CASES} random flag sets, {len(hostile)} hostile "
+        f"sizes, values and --out paths): {results[0]} ran, {results[2]} refused with a one-line "
+        f"error (exit 2), 0 tracebacks, 0 hangs"
+    )
+
+
+EXPORT_FLAG_CASES = 12
+
+
+def _hostile_export_cases(tmp: Path, ckpt: Path) -> list[list[str]]:
+    """Export command lines that must be refused with one line (exit 2)."""
+    mine = _users_folder(tmp / "site", **{"manifest.json": '{"name": "my web app"}'})
+    (tmp / "a-file").write_text("mine")
+    (tmp / "link").symlink_to(mine)
+    (tmp / "notes.txt").write_text("not a checkpoint")
+    out = ["--out", str(tmp / "new")]
+    return [
+        ["--checkpoint", str(ckpt), "--out", "/"],
+        ["--checkpoint", str(ckpt), "--out", str(tmp / "a-file")],
+        ["--checkpoint", str(ckpt), "--out", str(tmp / "a-file" / "x")],
+        ["--checkpoint", str(ckpt), "--out", str(tmp / "link"), "--overwrite"],
+        ["--checkpoint", str(ckpt), "--out", str(mine), "--overwrite"],
+        ["--checkpoint", str(ckpt), "--out", str(tmp), "--overwrite"],
+        ["--checkpoint", str(tmp / "notes.txt"), *out],
+        ["--checkpoint", str(tmp), *out],
+        ["--checkpoint", str(tmp / "missing.pt"), *out],
+        ["--checkpoint", str(ckpt), *out, "--variants", "100000000"],
+        ["--checkpoint", str(ckpt), *out, "--seed", "-1"],
+        ["--checkpoint", str(ckpt), *out, "--source", "folder:/no/such/folder"],
+    ]
+
+
+def _export_flag_case(rng: random.Random, ckpt: Path, out: Path) -> list[str]:
+    """A valid export command line with 1 to 3 random flags of ExportConfig added."""
+    fields = {f.name: f.default for f in dataclasses.fields(export.ExportConfig)}
+    names = [n for n in fields if n not in ("checkpoint", "out", "overwrite")] + ["no_such"]
+    argv = ["--checkpoint", str(ckpt), "--out", str(out), "--limit", "6", "--no-progress"]
+    for _ in range(rng.randint(1, 3)):
+        name = rng.choice(names)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(fields.get(name), bool):
+            argv += [flag]
+        else:
+            argv += [flag, rng.choice(FLAG_VALUES.get(type(fields.get(name)), FLAG_VALUES[str]))]
+    return argv
+
+
+def test_fuzzed_export_command_lines_work_or_exit_2_with_one_line(trained, tmp_path, capsys):
+    rng = random.Random(int(os.environ.get("PIXELDA_FUZZ_SEED", "2017")))
+    hostile = _hostile_export_cases(tmp_path / "hostile", trained)
+    cases = [_export_flag_case(rng, trained, tmp_path / f"x{n}") for n in range(EXPORT_FLAG_CASES)]
+    results, table = {0: 0, 2: 0}, []
+    for n, argv in enumerate(cases + hostile):
+        code, error = _run_case([*argv, "--no-progress"], capsys, main=export.main)
+        results[code] += 1
+        if n >= len(cases):
+            assert code == 2, (argv, "must be refused")
+        shown = " ".join(argv).replace(str(tmp_path), "…").replace(str(trained), "CKPT")
+        table.append(f"  {shown}: " + ("ran" if code == 0 else error.replace(str(tmp_path), "…")))
+    site = tmp_path / "hostile" / "site"
+    assert (site / "paper.tex").is_file() and (site / "figures" / "plot.pdf").is_file()
+    assert not list(tmp_path.rglob("*.partial-*")) and not list(tmp_path.rglob(".*pixelda-lock"))
+    print("\n" + "\n".join(table))
+    print(
+        f"\nreliability: {len(cases) + len(hostile)} fuzzed export command lines "
+        f"({EXPORT_FLAG_CASES} random flag sets, {len(hostile)} hostile paths and values): "
+        f"{results[0]} ran, {results[2]} refused with a one-line error (exit 2), 0 tracebacks"
     )
 
 

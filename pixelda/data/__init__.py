@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import UserError
+from ..sanity import parse_rgb
 from .common import ImageSet, conform, frame_digits, to_float, to_uint8, validation_split
 from .folder import RESIZE_MODES, ReadOptions, load_folder
 from .fonts import load_fonts
@@ -53,6 +54,7 @@ class DataOptions:
     mask_tolerance: int = 10
     skip_bad_files: bool = False
     stream: str = "auto"  # folders and CSV manifests: memory-map from the cache (stream.py)
+    channels: int = 0  # 1 or 3: every split converted to it; 0: as each load() is asked
 
     @classmethod
     def from_config(cls, cfg) -> "DataOptions":
@@ -71,16 +73,7 @@ class DataOptions:
             raise UserError(f"--mask-tolerance: expected 0..255, got {self.mask_tolerance}")
         background = None
         if self.mask_from_background:
-            parts = self.mask_from_background.split(",")
-            try:
-                background = tuple(int(p) for p in parts)
-            except ValueError:
-                background = ()
-            if len(background) != 3 or not all(0 <= v <= 255 for v in background):
-                raise UserError(
-                    f"--mask-from-background: expected R,G,B with values 0..255, "
-                    f"got {self.mask_from_background!r}"
-                )
+            background = parse_rgb(self.mask_from_background)
         return ReadOptions(
             self.resize_mode,
             background,
@@ -211,6 +204,7 @@ def load(
     With `channels`, images are converted to that many channels (1 or 3)."""
     if split == "eval" and not spec.startswith(("folder:", "csv:")):
         split = "test"
+    channels = channels or opts.channels or None
     data = _load_native(spec, split, opts, channels)
     if data is None:
         return None

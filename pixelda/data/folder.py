@@ -6,44 +6,28 @@ Alpha channels (or a background colour) give foreground masks; ReadOptions says 
 """
 
 import hashlib
-import struct
 import sys
-import warnings
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..errors import UserError
 from . import stream
+from .classes import name_order
 from .common import ImageSet, from_numpy_hwc
+from .decode import (  # noqa: F401 (decode, fit and folder_channels: imported from here too)
+    RESIZE_MODES,
+    ReadOptions,
+    decode,
+    fit,
+    folder_channels,
+    majority_channels,
+    read,
+)
 from .photos import IMAGE_SUFFIXES
 
 TEST_FRACTION = 0.1
-RESIZE_MODES = ("stretch", "crop", "pad")
-ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How files become images: geometry, foreground masks, what to do with unreadable files,
-    whether to keep them in memory.
-
-    resize_mode: stretch to SxS, crop (shorter side to S, centre crop) or pad (longer side to S,
-    black borders). background: an (R, G, B) colour whose pixels, within `tolerance` on every
-    channel, are background; None uses alpha channels (and CSV mask columns) only.
-    stream: auto, on or off, memory-mapping decoded images from a cache under `cache`
-    (pixelda/data/stream.py); without a cache, never."""
-
-    resize_mode: str = "stretch"
-    background: tuple[int, int, int] | None = None
-    tolerance: int = 10
-    skip_bad_files: bool = False
-    stream: str = "off"
-    cache: Path | None = None
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -51,10 +35,14 @@ def _images_in(folder: Path) -> list[Path]:
 
 
 def scan(folder: Path) -> tuple[list[Path], list[int] | None, list[str] | None]:
-    """Files, labels and class names of a folder (labels None when it is flat)."""
+    """Files, labels and class names of a folder (labels None when it is flat); classes are
+    numbered in name order, numeric names by value ("2" before "10")."""
     if not folder.is_dir():
         raise UserError(f"folder:{folder}: not a folder")
-    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    class_dirs = sorted(
+        (d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")),
+        key=lambda d: name_order(d.name),
+    )
     if class_dirs:
         files, labels = [], []
         for label, d in enumerate(class_dirs):
@@ -69,124 +57,6 @@ def scan(folder: Path) -> tuple[list[Path], list[int] | None, list[str] | None]:
     return files, labels, classes
 
 
-# Pillow modes read as one channel: bilevel, 8-bit, 16-bit and 32-bit integer grayscale.
-GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N")
-
-
-# What Pillow's decoders raise on corrupt input (besides OSError); refused as one-line errors.
-DECODE_ERRORS = (
-    OSError,
-    ValueError,
-    SyntaxError,
-    EOFError,
-    IndexError,
-    KeyError,
-    TypeError,
-    ZeroDivisionError,
-    struct.error,
-    Image.DecompressionBombError,
-    Image.DecompressionBombWarning,
-)
-
-
-@contextmanager
-def _opened(path: Path):
-    """Image.open(path) for an untrusted file: any failure to decode it, a decompression bomb
-    (over Pillow's MAX_IMAGE_PIXELS, ~89 Mpx) included, is a UserError naming the file."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                yield im
-    except DECODE_ERRORS as e:
-        raise UserError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
-
-
-def _eight_bit(im: Image.Image, path: Path) -> Image.Image:
-    """8-bit L, RGB or RGBA: 16-bit and 32-bit integer grayscale scaled from 0..65535 (Pillow's
-    convert would clip them, making most pixels white); palettes with transparency via RGBA."""
-    if im.mode.startswith("I"):
-        array = np.asarray(im, dtype=np.float64) / 257
-        return Image.fromarray(array.clip(0, 255).round().astype(np.uint8), "L")
-    if im.mode == "F":
-        raise UserError(f"{path}: floating-point images are not supported; save it as 8-bit")
-    if im.mode == "P" and "transparency" in im.info:
-        return im.convert("RGBA")
-    return im
-
-
-def fit(im: Image.Image, size: int, mode: str, resample: int) -> Image.Image:
-    """im as size x size: stretched, centre-cropped after scaling its shorter side to size, or
-    padded with zeros (black, background) after scaling its longer side to size."""
-    w, h = im.size
-    if mode == "stretch" or w == h:
-        return im if im.size == (size, size) else im.resize((size, size), resample)
-    scale = size / (min(w, h) if mode == "crop" else max(w, h))
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    if mode == "crop":
-        nw, nh = max(nw, size), max(nh, size)
-    im = im.resize((nw, nh), resample)
-    if mode == "crop":
-        left, top = (nw - size) // 2, (nh - size) // 2
-        return im.crop((left, top, left + size, top + size))
-    canvas = Image.new(im.mode, (size, size), 0)
-    canvas.paste(im, ((size - nw) // 2, (size - nh) // 2))
-    return canvas
-
-
-def _binary(im: Image.Image) -> Image.Image:
-    return Image.fromarray((np.asarray(im) > 0).astype(np.uint8), "L")
-
-
-def _foreground(im: Image.Image, path: Path, opts: ReadOptions, mask_path: Path | None):
-    """A 0/1 "L" mask the size of im, or None: a mask file first, then the background colour,
-    then an alpha channel."""
-    if mask_path is not None:
-        with _opened(mask_path) as m:
-            if m.size != im.size:
-                raise UserError(
-                    f"{mask_path}: mask is {m.size[0]}x{m.size[1]} but its image {path} is "
-                    f"{im.size[0]}x{im.size[1]}"
-                )
-            return _binary(_eight_bit(m, mask_path).convert("L"))
-    if opts.background is not None:
-        rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
-        far = np.abs(rgb - np.array(opts.background, dtype=np.int16)).max(-1) > opts.tolerance
-        return Image.fromarray(far.astype(np.uint8), "L")
-    if im.mode in ALPHA_MODES:
-        return _binary(im.getchannel("A"))
-    return None
-
-
-def read(
-    path: Path,
-    size: int,
-    channels: int,
-    opts: ReadOptions = ReadOptions(),
-    mask_path: Path | None = None,
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """One image as uint8 (size, size, channels), its 0/1 uint8 (size, size) foreground mask
-    (all ones where it has none, zero in pad borders) and whether it had one."""
-    with _opened(path) as im:
-        im = _eight_bit(im, path)
-        mask = _foreground(im, path, opts, mask_path)
-        found = mask is not None
-        if mask is None:
-            mask = Image.new("L", im.size, 1)
-        image = fit(
-            im.convert("L" if channels == 1 else "RGB"), size, opts.resize_mode, Image.BILINEAR
-        )
-        array = np.asarray(image)
-    mask = np.asarray(fit(mask, size, opts.resize_mode, Image.NEAREST))
-    return (array if channels == 3 else array[..., None]), mask, found
-
-
-def decode(path: Path, size: int, channels: int) -> np.ndarray:
-    """One image as uint8 (size, size, channels), resized with bilinear filtering; CMYK,
-    palette, alpha and 16-bit images converted."""
-    return read(path, size, channels)[0]
-
-
 def decoded(
     files: list[Path],
     *,
@@ -194,14 +64,14 @@ def decoded(
     opts: ReadOptions,
     problems: list[str],
     mask_files: list[Path | None] | None = None,
+    channels: int | None = None,
 ):
     """(index, image (S, S, C), mask (S, S), whether it had one) for each readable file, in
-    order; C is the first readable file's. An unreadable file is a UserError, or with
-    opts.skip_bad_files appended to `problems` and skipped."""
-    channels = None
+    order; C is `channels`, by default the majority's (majority_channels). An unreadable file
+    is a UserError, or with opts.skip_bad_files appended to `problems` and skipped."""
+    channels = channels or majority_channels(files) or 3
     for i, f in enumerate(files):
         try:
-            channels = channels or folder_channels(f)
             mask_path = None if mask_files is None else mask_files[i]
             image, mask, has_mask = read(f, size, channels, opts, mask_path)
         except UserError as e:
@@ -229,6 +99,7 @@ def read_files(
     where: str,
     mask_files: list[Path | None] | None = None,
     problems: list[str] | None = None,
+    channels: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
     """Images (N, S, S, C), masks (N, S, S) or None when no file had one, and the indices of
     the files read. An unreadable file is a UserError, or with opts.skip_bad_files skipped and
@@ -237,7 +108,7 @@ def read_files(
     bad_rows = len(problems)
     images, masks, kept, found = [], [], [], False
     for i, image, mask, has_mask in decoded(
-        files, size=size, opts=opts, problems=problems, mask_files=mask_files
+        files, size=size, opts=opts, problems=problems, mask_files=mask_files, channels=channels
     ):
         images.append(image)
         masks.append(mask)
@@ -266,7 +137,7 @@ def read_images(
 
     Decoded into memory; or, when opts.stream chooses it, memory-mapped from the stream cache
     (decoded into it first if it has no entry for these files), converted to `channels`."""
-    native = _first_channels(files)
+    native = majority_channels(files, where=None if channels else where)
     if channels == native:
         channels = None  # nothing to convert, and one cache entry whoever asks
     nbytes = len(files) * ((channels or native or 3) + 1) * size * size  # at most, with masks
@@ -284,19 +155,17 @@ def read_images(
         )
     else:
         images, masks, kept = read_files(
-            files, size=size, opts=opts, where=where, mask_files=mask_files, problems=problems
+            files,
+            size=size,
+            opts=opts,
+            where=where,
+            mask_files=mask_files,
+            problems=problems,
+            channels=native,
         )
         images, masks = from_numpy_hwc(images), None if masks is None else from_numpy_hwc(masks)
     labels = None if labels is None else labels[torch.tensor(kept, dtype=torch.int64)]
     return ImageSet(images, labels, name=name, classes=classes, masks=masks, streamed=streaming)
-
-
-def _first_channels(files: list[Path]) -> int | None:
-    """The channels decoded() gives files: the first file's; None if it cannot be read."""
-    try:
-        return folder_channels(files[0]) if files else None
-    except UserError:
-        return None
 
 
 def _streamed(
@@ -340,11 +209,6 @@ def _streamed(
         file=sys.stderr,
     )
     return images, masks, meta["kept"]
-
-
-def folder_channels(path: Path) -> int:
-    with _opened(path) as im:
-        return 1 if im.mode in GRAY_MODES else 3
 
 
 def _relative(path: Path, root: Path) -> Path:

@@ -9,22 +9,54 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .classes import sorted_names
 from .common import ImageSet
 from .folder import ReadOptions, held_out, read_images
 
+# With --skip-bad-files, this many bad rows before the first good one mean the file is not a
+# manifest at all: refuse it then rather than read (maybe millions of) junk rows first.
+BAD_ROWS_BEFORE_ANY_GOOD = 1000
+HEADER_HELP = "expected a header 'path,label' or 'path,y1,y2,...' and rows"
 
-def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
+
+def _rows(path: Path, *, skip_bad: bool) -> tuple[list[str], list[list[str]], dict[int, str]]:
+    """Header, every non-blank row (1-based line n is rows[n - 2]) and {line: problem}.
+
+    Rows are checked as they are read: a bad row is a UserError at once, unless skip_bad."""
     if not path.is_file():
         raise UserError(f"csv:{path}: no such file")
+    header, rows, bad = None, [], {}
     try:
         # utf-8-sig: spreadsheet programs often start a CSV with a byte-order mark.
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f) if any(cell.strip() for cell in r)]
+            for row in csv.reader(f):
+                if not any(cell.strip() for cell in row):
+                    continue
+                if header is None:
+                    header = _header(path, row)
+                    continue
+                n = len(rows) + 2
+                rows.append(row)
+                why = _row_problem(path, n, header, row)
+                if why is not None:
+                    if not skip_bad:
+                        raise UserError(why)
+                    bad[n] = why
+                    if len(bad) >= BAD_ROWS_BEFORE_ANY_GOOD and len(bad) == len(rows):
+                        first = next(iter(bad.values()))
+                        raise UserError(f"{first} (and so are the {len(bad) - 1} rows after it)")
     except (csv.Error, UnicodeDecodeError, OSError) as e:
         raise UserError(f"csv:{path}: not a readable CSV file ({e})") from None
-    if len(rows) < 2 or not rows[0] or rows[0][0].strip() != "path":
-        raise UserError(f"{path}:1: expected a header 'path,label' or 'path,y1,y2,...' and rows")
-    return [h.strip() for h in rows[0]], rows[1:]
+    if not rows:
+        raise UserError(f"{path}:1: {HEADER_HELP}")
+    return header, rows, bad
+
+
+def _header(path: Path, row: list[str]) -> list[str]:
+    header = [h.strip() for h in row]
+    if header[0] != "path" or not _target_columns(header):
+        raise UserError(f"{path}:1: {HEADER_HELP}")
+    return header
 
 
 def _shown(row: list[str]) -> str:
@@ -57,7 +89,7 @@ def _targets(header: list[str], rows: list[list[str]]):
     """int64 class indices and class names for a 'label' column, float32 (N, K) otherwise."""
     k = len(_target_columns(header))
     if _target_columns(header) == ["label"]:
-        names = sorted({r[1].strip() for r in rows})
+        names = sorted_names({r[1].strip() for r in rows})
         index = {name: i for i, name in enumerate(names)}
         return torch.tensor([index[r[1].strip()] for r in rows], dtype=torch.int64), names
     values = np.array([[float(c) for c in r[1 : 1 + k]] for r in rows], dtype=np.float32)
@@ -77,13 +109,7 @@ def load_csv(
     A last column named 'mask' gives each image's mask file (nonzero: foreground).
     `channels` only matters to a streamed split (see folder.read_images)."""
     opts = opts or ReadOptions()
-    header, rows = _rows(path)
-    if not _target_columns(header):
-        raise UserError(f"{path}:1: expected a header 'path,label' or 'path,y1,y2,...' and rows")
-    problems = [(n, _row_problem(path, n, header, r)) for n, r in enumerate(rows, 2)]
-    bad = {n: why for n, why in problems if why is not None}
-    if bad and not opts.skip_bad_files:
-        raise UserError(next(iter(bad.values())))
+    header, rows, bad = _rows(path, skip_bad=opts.skip_bad_files)
     usable = [i for i in range(len(rows)) if i + 2 not in bad]
     # Class indices from every usable row, so that the train and test splits agree.
     labels, classes = _targets(header, [rows[i] for i in usable]) if usable else (None, None)
