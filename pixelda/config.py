@@ -22,6 +22,11 @@ RESIZE_MODES = ("stretch", "crop", "pad")
 STREAM_MODES = ("auto", "on", "off")
 AMP = ("auto", "none", "bf16")
 LR_SCHEDULES = ("step", "linear")
+# Label-free validators (pixelda/validators.py, which says which way each points): regression
+# runs log dev and kid only, and kid and label_keeping need PixelDA's generator.
+VALIDATORS = ("im", "entropy", "snd", "dev", "kid", "label_keeping")
+REGRESSION_VALIDATORS = ("dev", "kid")
+GENERATOR_VALIDATORS = ("kid", "label_keeping")
 
 
 def option(default, help: str, **meta):
@@ -129,6 +134,12 @@ class TrainConfig:
         "where the hardware has it natively, none elsewhere",
         choices=AMP,
     )
+    select_by: str = option(
+        "im",
+        "label-free validator that picks the run's best checkpoint (needs no target labels; "
+        "regression runs: dev unless given)",
+        choices=VALIDATORS,
+    )
     # Models (Bousmalis et al. 2017, Fig. 2; official hparams.py)
     latent_dim: int = option(10, "noise dimensions z ~ U(-1, 1) (official noise_dims=10)")
     g_width: int = option(64, "generator filters (official resnet_filters=64)")
@@ -228,6 +239,8 @@ def resolve(overrides: dict) -> TrainConfig:
         raise UserError(f"--preset: unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
     method = METHOD_DEFAULTS.get(overrides.get("method", TrainConfig.method), {})
     cfg = TrainConfig(**{**PRESETS[preset], **method, **overrides})
+    if cfg.task == "regression" and "select_by" not in overrides:
+        cfg.select_by = "dev"  # entropy, im and snd need class probabilities
     validate(cfg)
     return cfg
 
@@ -276,9 +289,22 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--ema-decay: expected a number in [0, 1), got {cfg.ema_decay}")
     if not 0.0 <= cfg.d_dropout < 1.0:
         raise UserError(f"--d-dropout: expected a probability in [0, 1), got {cfg.d_dropout}")
+    _validate_select_by(cfg)
     logger_names(cfg.logger)  # a UserError names an unknown tracker
     if cfg.resume and cfg.overwrite:
         raise UserError("--resume and --overwrite exclude each other")
+
+
+def _validate_select_by(cfg: TrainConfig) -> None:
+    if cfg.select_by not in VALIDATORS:
+        raise UserError(f"--select-by: expected one of {VALIDATORS}, got {cfg.select_by!r}")
+    if cfg.task == "regression" and cfg.select_by not in REGRESSION_VALIDATORS:
+        raise UserError(
+            f"--select-by {cfg.select_by}: needs class labels; regression runs log "
+            f"{' and '.join(REGRESSION_VALIDATORS)}"
+        )
+    if cfg.select_by in GENERATOR_VALIDATORS and cfg.method != "pixelda":
+        raise UserError(f"--select-by {cfg.select_by}: needs PixelDA's generator (--method pixelda)")
 
 
 def _validate_numbers(cfg: TrainConfig) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import __version__, checkpoint, distributed, loggers, speed
+from . import __version__, checkpoint, distributed, loggers, speed, validators
 from .adversarial import LoopState, Run, fit
 from .api import TrainModule
 from .config import TrainConfig, resolve, train_parser
@@ -255,6 +255,7 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
         rundir=RunDir(cfg.out),
         info=info.to_dict(),
         train_models=distributed.wrap(models, optimizers, device),
+        validation=validators.build_data(data),
     )
     if distributed.is_main():
         print(
