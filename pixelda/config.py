@@ -304,7 +304,9 @@ def _validate_select_by(cfg: TrainConfig) -> None:
             f"{' and '.join(REGRESSION_VALIDATORS)}"
         )
     if cfg.select_by in GENERATOR_VALIDATORS and cfg.method != "pixelda":
-        raise UserError(f"--select-by {cfg.select_by}: needs PixelDA's generator (--method pixelda)")
+        raise UserError(
+            f"--select-by {cfg.select_by}: needs PixelDA's generator (--method pixelda)"
+        )
 
 
 def _validate_numbers(cfg: TrainConfig) -> None:

@@ -156,7 +156,8 @@ def density_ratio(
 def kid(f_x: torch.Tensor, f_y: torch.Tensor) -> float:
     """Kernel inception distance (Binkowski et al. 2018) between feature sets f_x (M, D) and
     f_y (N, D), M, N >= 2: the unbiased MMD^2 with kernel k(a, b) = (a.b / D + 1)^3. Zero in
-    expectation for samples of one distribution (so it can be slightly negative). Lower is better."""
+    expectation for samples of one distribution (so it can be slightly negative). Lower is
+    better."""
     f_x, f_y = f_x.double(), f_y.double()
     d, m, n = f_x.size(1), f_x.size(0), f_y.size(0)
     k_xx = (f_x @ f_x.T / d + 1) ** 3

@@ -207,7 +207,9 @@ def test_compute_runs_in_eval_and_inference_mode_and_restores_modes(method, regr
             lambda mod, args: seen.append((mod.training, torch.is_inference_mode_enabled()))
         )
     rng = torch.get_rng_state()
-    out = validators.compute(models, method, validators.build_data(_run_data(regression=regression)))
+    out = validators.compute(
+        models, method, validators.build_data(_run_data(regression=regression))
+    )
     assert set(out) == {f"validator_{k}" for k in EXPECTED[method, regression]}
     assert all(math.isfinite(v) for v in out.values())
     assert seen and all(not train and inference for train, inference in seen)
