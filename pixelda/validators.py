@@ -211,7 +211,8 @@ def compute(models: nn.ModuleDict, method_name: str, data: ValidationData | None
     Methods with a task classifier get dev (and, for class labels, entropy, im, snd); PixelDA
     also gets kid and label_keeping for its generator. kid compares adapted held-out source
     images with the target subset in the features of the run's own classifier, which never saw
-    a real target image: it measures the shift that classifier is left with. Nothing for the
+    a real target image: it measures the shift that classifier is left with (features scaled
+    by the target features' root mean square, so checkpoints compare). Nothing for the
     cgan (no classifier; its judge scores it). Models run in eval mode under inference_mode,
     their train/eval modes restored after; the run's random state is left untouched."""
     if data is None or "classifier" not in models:
@@ -234,7 +235,10 @@ def compute(models: nn.ModuleDict, method_name: str, data: ValidationData | None
             x_src = data.x_src[:ADAPTED]
             z = torch.rand(len(x_src), generator.latent_dim, generator=g) * 2 - 1
             fake_logits, fake_f = _embed(classifier, x_src, device, generator, z)
-            out["kid"] = kid(fake_f, tgt_f)
+            # One scale for every checkpoint: target features get a mean square of 1 per
+            # dimension, as T's feature scale grows with training.
+            scale = tgt_f.pow(2).mean().sqrt().clamp_min(1e-12)
+            out["kid"] = kid(fake_f / scale, tgt_f / scale)
             if not regression:
                 out["label_keeping"] = label_keeping(src_logits[: len(x_src)], fake_logits)
     return {f"validator_{k}": v for k, v in out.items()}
