@@ -1,6 +1,8 @@
 """python -m pixelda.select: ranking hand-written and real tiny runs by a label-free validator."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +108,40 @@ def test_select_two_real_tiny_runs(tmp_path, tiny_args):
     assert values == sorted(values, reverse=True)
     for by in ("im", "entropy", "snd", "dev", "kid"):
         assert len(select.select(runs, by=by)) == 4
+
+
+def _study():
+    spec = importlib.util.spec_from_file_location(
+        "validator_study", Path(__file__).resolve().parents[1] / "benchmarks/validator_study.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_spearman_hand_values():
+    study = _study()
+    assert study.ranks([10.0, 30.0, 20.0, 20.0]) == [1.0, 4.0, 2.5, 2.5]
+    assert study.spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert study.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    # ranks (1, 2, 3) vs (1, 3, 2): 1 - 6 * (0 + 1 + 1) / (3 * 8) = 0.5
+    assert study.spearman([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
+    assert study.spearman([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_validator_study_on_hand_written_runs(tmp_path, capsys):
+    a = _write_run(
+        tmp_path / "a",
+        [
+            _eval(100, im=0.5, kid=0.3, keeping=0.9, target_test_acc=0.6),
+            _eval(200, im=1.5, kid=0.1, keeping=0.9, target_test_acc=0.8),
+            _eval(300, im=1.0, kid=0.2, keeping=0.9, target_test_acc=0.7),
+        ],
+    )
+    result = _study().main([str(a)])
+    assert result["accuracy"] == "target_test_acc"  # no target_val_acc logged
+    assert result["oracle"] == 0.8 and result["last"] == 0.7
+    assert result["validators"]["im"]["picked"] == 0.8
+    assert result["validators"]["im"]["spearman_pooled"] == pytest.approx(1.0)
+    assert result["validators"]["kid"]["spearman_pooled"] == pytest.approx(1.0)  # lower better
+    assert "im" in capsys.readouterr().out
