@@ -134,6 +134,11 @@ class TrainConfig:
         "where the hardware has it natively, none elsewhere",
         choices=AMP,
     )
+    validation_images: int = option(
+        1000,
+        "label-free validators: how many unlabeled target, held-out source and source training "
+        "images each sees (a fixed draw, the same for every run, so runs compare); 0: none",
+    )
     select_by: str = option(
         "im",
         "label-free validator that picks the run's best checkpoint (needs no target labels; "
@@ -296,6 +301,11 @@ def validate(cfg: TrainConfig) -> None:
 
 
 def _validate_select_by(cfg: TrainConfig) -> None:
+    if cfg.validation_images != 0 and cfg.validation_images < 10:
+        raise UserError(
+            f"--validation-images: expected 0 (no validators) or at least 10, got "
+            f"{cfg.validation_images}"
+        )
     if cfg.select_by not in VALIDATORS:
         raise UserError(f"--select-by: expected one of {VALIDATORS}, got {cfg.select_by!r}")
     if cfg.task == "regression" and cfg.select_by not in REGRESSION_VALIDATORS:

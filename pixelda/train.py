@@ -255,7 +255,7 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
         rundir=RunDir(cfg.out),
         info=info.to_dict(),
         train_models=distributed.wrap(models, optimizers, device),
-        validation=validators.build_data(data),
+        validation=validators.build_data(data, cfg.validation_images),
     )
     if distributed.is_main():
         print(

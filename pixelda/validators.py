@@ -24,8 +24,7 @@ HIGHER_IS_BETTER = {
     "kid": False,
     "label_keeping": True,
 }
-SUBSET = 1000  # images per fixed subset (target, held-out source, source train)
-ADAPTED = 500  # held-out source images G adapts for kid and label_keeping (G is the slow part)
+SUBSET = 1000  # images per fixed subset (target, held-out source, source train): the default
 SEED = 0  # one subset and one noise for every run, whatever its --seed, so runs compare
 SND_TEMPERATURE = 0.05  # Saito et al. 2021
 DEV_L2 = 0.01  # ridge penalty of DEV's logistic domain classifier (standardized features)
@@ -56,10 +55,10 @@ def _pick(n: int, size: int, g: torch.Generator) -> torch.Tensor:
 
 
 def build_data(data, size: int = SUBSET) -> ValidationData | None:
-    """Fixed subsets of a RunData-like object (source_train, source_test, target_train); None
-    when there are no target images (the cgan). Without a source test split, the held-out
-    source images are the source training images DEV does not learn from."""
-    if data.target_train is None:
+    """Fixed subsets of `size` images of a RunData-like object (source_train, source_test,
+    target_train); None when size is 0 or there are no target images (the cgan). Without a
+    source test split, the held-out source images are source training images DEV does not fit."""
+    if size == 0 or data.target_train is None:
         return None
     g = torch.Generator().manual_seed(SEED)
     x_tgt = data.target_train.images[_pick(len(data.target_train), size, g)]
@@ -209,12 +208,13 @@ def compute(models: nn.ModuleDict, method_name: str, data: ValidationData | None
     """Every validator that applies to the run -> {"validator_<name>": float}.
 
     Methods with a task classifier get dev (and, for class labels, entropy, im, snd); PixelDA
-    also gets kid and label_keeping for its generator. kid compares adapted held-out source
-    images with the target subset in the features of the run's own classifier, which never saw
-    a real target image: it measures the shift that classifier is left with (features scaled
-    by the target features' root mean square, so checkpoints compare). Nothing for the
-    cgan (no classifier; its judge scores it). Models run in eval mode under inference_mode,
-    their train/eval modes restored after; the run's random state is left untouched."""
+    also gets kid and label_keeping for its generator, on the first half of the held-out
+    source images (G is the slow part). kid compares those images, adapted, with the target
+    subset in the features of the run's own classifier, which never saw a real target image:
+    it measures the shift that classifier is left with (features scaled by the target
+    features' root mean square, so checkpoints compare). Nothing for the cgan (no classifier;
+    its judge scores it). Models run in eval mode under inference_mode, their train/eval modes
+    restored after; the run's random state is left untouched."""
     if data is None or "classifier" not in models:
         return {}
     classifier = models["classifier"]
@@ -232,7 +232,7 @@ def compute(models: nn.ModuleDict, method_name: str, data: ValidationData | None
             out.update(entropy=entropy(tgt_logits), im=im(tgt_logits), snd=snd(tgt_logits))
         if generator is not None:
             g = torch.Generator().manual_seed(SEED)
-            x_src = data.x_src[:ADAPTED]
+            x_src = data.x_src[: max(2, len(data.x_src) // 2)]
             z = torch.rand(len(x_src), generator.latent_dim, generator=g) * 2 - 1
             fake_logits, fake_f = _embed(classifier, x_src, device, generator, z)
             # One scale for every checkpoint: target features get a mean square of 1 per

@@ -33,6 +33,9 @@ TINY = [
     "--log-every",
     "1",
     "--no-progress",
+    # the label-free validators on 64 images, not 1,000 (pixelda/validators.py)
+    "--validation-images",
+    "64",
 ]
 
 

@@ -108,6 +108,9 @@ def test_select_two_real_tiny_runs(tmp_path, tiny_args):
     assert values == sorted(values, reverse=True)
     for by in ("im", "entropy", "snd", "dev", "kid"):
         assert len(select.select(runs, by=by)) == 4
+    header = (Path(runs[0]) / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {f"validator_{k}" for k in ("im", "kid", "label_keeping")} <= set(header)
+    assert (Path(runs[0]) / "curves.png").stat().st_size > 0
 
 
 def _study():

@@ -141,6 +141,7 @@ def test_config_names_every_validator_and_directions_are_complete():
         ({"select_by": "accuracy"}, "expected one of"),
         ({"select_by": "kid", "method": "dann"}, "needs PixelDA's generator"),
         ({"select_by": "im", "task": "regression"}, "needs class labels"),
+        ({"validation_images": 5}, "at least 10"),
     ],
 )
 def test_select_by_is_checked(overrides, message):
@@ -179,6 +180,7 @@ def test_build_data_is_fixed_and_keeps_held_out_source_apart():
     c = validators.build_data(data, size=10)
     fit = {bytes(x.numpy()) for x in c.x_src_train}
     assert not fit & {bytes(x.numpy()) for x in c.x_src}
+    assert validators.build_data(data, size=0) is None  # --validation-images 0: none
     data.target_train = None
     assert validators.build_data(data) is None
 
