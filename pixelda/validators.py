@@ -58,15 +58,14 @@ def build_data(data, size: int = SUBSET) -> ValidationData | None:
     """Fixed subsets of `size` images of a RunData-like object (source_train, source_test,
     target_train); None when size is 0 or there are no target images (the cgan). Without a
     source test split, the held-out source images are source training images DEV does not fit."""
-    if size == 0 or data.target_train is None:
-        return None
+    train, held = data.source_train, data.source_test
+    if size == 0 or data.target_train is None or len(data.target_train) < 2 or len(train) < 4:
+        return None  # kid and snd need two images a side, DEV two held-out ones
     g = torch.Generator().manual_seed(SEED)
     x_tgt = data.target_train.images[_pick(len(data.target_train), size, g)]
-    train = data.source_train
     order = torch.randperm(len(train), generator=g)
     fit = order[: min(size, len(train) // 2)].sort().values
-    held = data.source_test
-    if held is None or held.labels is None:
+    if held is None or held.labels is None or len(held) < 2:
         held, idx = train, order[len(fit) :][:size].sort().values
     else:
         idx = _pick(len(held), size, g)
