@@ -119,6 +119,7 @@ class LoopState:
     out_of_time: bool = False  # stopped early by cfg.max_minutes: a finished, shorter run
     skipped_steps: int = 0  # steps undone by --on-nan skip, over all resumes
     lr: float = 0.0  # the learning rate of the last step
+    best: dict = field(default_factory=dict)  # {"step", "metric", "value"} of best.pt
 
 
 @dataclass
@@ -178,14 +179,16 @@ def restore(run: Run, saved: dict) -> None:
         opt.load_state_dict(saved["opts"][name])
 
 
-def save_checkpoint(run: Run, state: LoopState) -> None:
-    """Rank 0 writes the checkpoint; under torchrun it holds every rank's random state."""
+def save_checkpoint(run: Run, state: LoopState, path=None) -> None:
+    """Rank 0 writes the checkpoint (ckpt.pt unless `path`); under torchrun it holds every
+    rank's random state."""
     distributed.sync_buffers(run.models)
     rng_ranks = distributed.gather(checkpoint.rng_state())
     if not distributed.is_main():
         return
     checkpoint.save(
-        run.rundir.ckpt,
+        path or run.rundir.ckpt,
+        best=state.best,
         config=dataclasses.asdict(run.cfg),
         data_info=run.info,
         step=state.step,
@@ -199,12 +202,37 @@ def save_checkpoint(run: Run, state: LoopState) -> None:
     )
 
 
+# What best.pt keeps: the first of these an evaluation reports, and whether higher is better.
+SELECTION_METRICS = (("target_val_acc", True), ("target_val_rmse", False))
+
+
+def selection(metrics: dict) -> tuple[str, float, bool] | None:
+    """(metric, value, higher is better) by which best.pt is chosen, None if there is none."""
+    for name, higher in SELECTION_METRICS:
+        if metrics.get(name) is not None:
+            return name, metrics[name], higher
+    return None
+
+
+def keep_best(run: Run, state: LoopState, metrics: dict) -> None:
+    """Write best.pt when this evaluation's validation score beats every earlier one's."""
+    chosen = selection(metrics)
+    if chosen is None:
+        return
+    name, value, higher = chosen
+    best = state.best.get("value")
+    if best is None or state.best.get("metric") != name or (value > best if higher else value < best):
+        state.best = {"step": state.step, "metric": name, "value": value}
+        save_checkpoint(run, state, run.rundir.best)
+
+
 def evaluate(run: Run, state: LoopState) -> dict:
-    """Held-out metrics; under torchrun every rank scores its share of each test split."""
+    """Held-out metrics; under torchrun every rank scores its share of each split."""
     distributed.sync_buffers(run.models)
     metrics = run.method.evaluate(run.models, run.data)
     metrics.update(validators.compute(run.models, run.cfg.method, run.validation))
     state.last_eval = metrics
+    keep_best(run, state, metrics)
     log_record(
         run,
         {
@@ -235,7 +263,7 @@ def _out_of_time(cfg, wall_s: float) -> bool:
 
 def _postfix(losses: dict, state: LoopState) -> dict:
     post = {k.removesuffix("_loss"): f"{float(v):.3f}" for k, v in losses.items()}
-    for key, short in (("target_test_acc", "tgt_acc"), ("conditional_acc", "cond_acc")):
+    for key, short in (("target_val_acc", "val_acc"), ("conditional_acc", "cond_acc")):
         if state.last_eval.get(key) is not None:
             post[short] = f"{state.last_eval[key]:.2%}"
     return post

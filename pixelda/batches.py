@@ -67,6 +67,12 @@ class _OnDevice:
         self.images = data.images.to(home)
         self.labels = None if data.labels is None else data.labels.to(device)
         self.masks = None if data.masks is None else data.masks.to(home)
+        self.rows = None if data.rows is None else data.rows.to(home)
+
+    def index(self, i: torch.Tensor) -> torch.Tensor:
+        """Stream indices -> rows of the tensors, on the images' device."""
+        i = i.to(self.images.device)
+        return i if self.rows is None else self.rows[i]
 
     def float_images(self, i: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
         """Images i (indices on the images' device) as float32 in [-1, 1] on the device."""
@@ -106,8 +112,8 @@ class Batches:
         return self.streams[name].next()[self.mine]
 
     def next(self) -> Batch:
-        i = self._draw("source").to(self.source.images.device)
         s = self.source
+        i = s.index(self._draw("source"))
         batch = Batch(
             x_src=s.float_images(i, self.memory_format),
             y_src=None if s.labels is None else s.labels[i],
@@ -115,7 +121,7 @@ class Batches:
             x_tgt=None,
         )
         if self.target is not None:
-            j = self._draw("target").to(self.target.images.device)
+            j = self.target.index(self._draw("target"))
             batch.x_tgt = self.target.float_images(j, self.memory_format)
             if self.target.labels is not None:
                 batch.y_tgt = self.target.labels[j]

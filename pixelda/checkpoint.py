@@ -44,6 +44,7 @@ def save(
     batches: dict,
     skipped_steps: int = 0,
     rng_ranks: list | None = None,
+    best: dict | None = None,
 ) -> None:
     """Write the whole training state to `path` atomically (temporary file, then rename).
 
@@ -62,6 +63,7 @@ def save(
             "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
             "batches": batches,
             "skipped_steps": skipped_steps,
+            "best": best or {},  # {"step", "metric", "value"}: the run's best.pt so far
             "rng": rng_state(),
             # Under torchrun: every rank's random state, in rank order (rank 0's is "rng").
             **({"rng_ranks": rng_ranks} if rng_ranks else {}),

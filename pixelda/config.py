@@ -50,7 +50,16 @@ class TrainConfig:
     # Data
     source: str = option("mnist", "labeled source data: mnist, mnistm, usps or folder:PATH")
     target: str = option("mnistm", "unlabeled target data: mnistm, mnist, usps or folder:PATH")
-    target_test: str = option("", "labeled target test data (default: the target's own test split)")
+    target_test: str = option(
+        "",
+        "labeled target test data, for reporting only (default: the target's own test split, "
+        "when it has one)",
+    )
+    val_size: int = option(
+        1000,
+        "labeled target images held out of the target's training split for validation: every "
+        "evaluation scores them, best.pt keeps the best (official PixelDA code: 1,000)",
+    )
     data_root: str = option("", "folder with mnist/, bsds500/, usps/ ... (default: embedded data)")
     photos: str = option("", "photo folder for MNIST-M (default: DATA_ROOT/bsds500/images/train)")
     download: bool = option(False, "let torchvision download MNIST/USPS into --data-root")
@@ -99,7 +108,11 @@ class TrainConfig:
     sample_every: int = option(1000, "write a sample grid every N steps (and at the end)")
     log_every: int = option(50, "append losses to metrics.jsonl every N steps")
     checkpoint_every: int = option(1000, "write ckpt.pt every N steps (and at the end)")
-    out: str = option("runs/pixelda", "run directory")
+    out: str = option(
+        "",
+        "run directory (default: a fresh runs/METHOD, or runs/METHOD-2, -3, ... when that one is "
+        "taken)",
+    )
     resume: bool = option(False, "continue the run in --out from its ckpt.pt")
     overwrite: bool = option(False, "delete a non-empty --out and start afresh")
     progress: bool = option(True, "show a progress bar")
@@ -282,6 +295,7 @@ def validate(cfg: TrainConfig) -> None:
         "g_width",
         "d_width",
         "embed_dim",
+        "val_size",
     ):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name.replace('_', '-')}: expected a positive integer")

@@ -1,6 +1,6 @@
 """Held-out evaluation: accuracy of a classifier in eval mode without gradients.
 
-Usage: python -m pixelda.evaluate --checkpoint RUN/ckpt.pt [--data SPEC] [--split test]
+Usage: python -m pixelda.evaluate --checkpoint RUN/best.pt [--data SPEC] [--split auto|test|val]
 """
 
 import contextlib
@@ -60,18 +60,28 @@ def score(model: nn.Module, data: ImageSet, *, device=None) -> dict:
     return {"acc": (total[0] / total[1]).item(), "n": len(data)}
 
 
-def accuracy(model: nn.Module, data: ImageSet, *, device=None) -> float:
-    return score(model, data, device=device)["acc"]
+SPLITS = ("auto", "test", "val")
 
 
 @dataclass
 class EvaluateConfig:
-    checkpoint: str = field(default="", metadata={"help": "a pixelda checkpoint (RUN/ckpt.pt)"})
+    checkpoint: str = field(
+        default="", metadata={"help": "a pixelda checkpoint (RUN/ckpt.pt or RUN/best.pt)"}
+    )
     data: str = field(
         default="",
         metadata={
             "help": "labeled data to score, as for --target: mnistm, mnist, usps, folder:PATH "
             "(empty: the run's target)"
+        },
+    )
+    split: str = field(
+        default="auto",
+        metadata={
+            "help": "test: the data's test split (all of a folder without one); val: the run's "
+            "validation split, carved from the training split as the run carved it; auto: test "
+            "where there is one, else val",
+            "choices": SPLITS,
         },
     )
     data_root: str = field(default="", metadata={"help": "data root (empty: the run's)"})
@@ -82,14 +92,32 @@ class EvaluateConfig:
     )
 
 
+def labeled_split(cfg: EvaluateConfig, run_cfg, opts, channels: int) -> tuple[str, ImageSet]:
+    """(spec, images) to score: the test split, or the run's validation split (--split)."""
+    from .data import load, missing_test_reason, split_validation
+
+    if cfg.split != "val":
+        spec = cfg.data or run_cfg.target_test or run_cfg.target
+        data = load(spec, "eval", opts, channels=channels)
+        if data is not None:
+            return spec, data
+        if cfg.split == "test":
+            raise UserError(f"--split test: {missing_test_reason(spec, opts)}")
+        print(f"note: {missing_test_reason(spec, opts)}; scoring the validation split", file=sys.stderr)
+    spec = cfg.data or run_cfg.target
+    full = load(spec, "train", opts, channels=channels)
+    if full is None or full.labels is None:
+        raise UserError(f"--split val: {spec} has no labeled training split to carve it from")
+    return spec, split_validation(full, run_cfg.val_size)[1]
+
+
 @cli
 def main(argv: list[str] | None = None) -> dict:
     from .checkpoint import load as load_checkpoint
     from .config import build_parser
-    from .data import load
+    from .data import DataOptions
     from .fileio import atomic_write_json
     from .methods import METHODS, restore
-    from .train import data_options
 
     parser = build_parser(
         EvaluateConfig,
@@ -102,17 +130,16 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg.out and Path(cfg.out).exists():
         raise UserError(f"--out: {cfg.out} exists; choose a new file")
     run_cfg, info, models = restore(load_checkpoint(cfg.checkpoint), device=cfg.device)
-    spec = cfg.data or run_cfg.target_test or run_cfg.target
     # The run's own data settings (geometry included: what the classifier was trained on).
     opts = replace(
-        data_options(run_cfg),
+        DataOptions.from_config(run_cfg),
         data_root=cfg.data_root or run_cfg.data_root,
         photos=cfg.photos or run_cfg.photos,
         image_size=info.image_size,
         download=False,
     )
-    data = load(spec, "eval", opts, channels=info.channels)
-    if data is None or data.labels is None:
+    spec, data = labeled_split(cfg, run_cfg, opts, info.channels)
+    if data.labels is None:
         raise UserError(f"--data: {spec} has no labels to score against")
     result = {
         "checkpoint": cfg.checkpoint,

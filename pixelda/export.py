@@ -24,13 +24,13 @@ from tqdm import tqdm
 from . import __version__, checkpoint, distributed
 from .api import ExportModule
 from .config import build_parser, option
-from .data import ImageSet, load, to_float, to_uint8
+from .data import DataOptions, ImageSet, load, to_float, to_uint8
 from .errors import UserError, cli
 from .methods import DataInfo, restore
 from .methods import cgan as cgan_method
 from .methods import pixelda as pixelda_method
 from .plots import grid_image
-from .train import data_options, pick_device
+from .train import pick_device
 from .writers import ImageFolderWriter, NpzWriter, staged_directory
 
 FORMATS = ("imagefolder", "npz")
@@ -186,7 +186,7 @@ def load_source(cfg: ExportConfig, run_cfg, info: DataInfo) -> tuple[ImageSet, s
     spec = cfg.source or run_cfg.source
     # The run's own data settings (geometry included: what the generator was trained on).
     opts = replace(
-        data_options(run_cfg),
+        DataOptions.from_config(run_cfg),
         data_root=cfg.data_root or run_cfg.data_root,
         image_size=info.image_size,
         download=False,

@@ -1,4 +1,5 @@
-"""The run directory: config.json, metrics.jsonl, ckpt.pt, samples/, curves.png, summary.json."""
+"""The run directory: config.json, metrics.jsonl, ckpt.pt, best.pt, samples/, curves.png,
+summary.json."""
 
 import json
 import os
@@ -12,7 +13,8 @@ from .fileio import atomic_write_bytes, atomic_write_json, write_error
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser()
-        self.ckpt = self.path / "ckpt.pt"
+        self.ckpt = self.path / "ckpt.pt"  # the last checkpoint
+        self.best = self.path / "best.pt"  # the best validation score's checkpoint
         self.metrics = self.path / "metrics.jsonl"
         self.samples = self.path / "samples"
 

@@ -4,9 +4,12 @@ Usage: python -m pixelda.train [--method pixelda] [--data-root ../shared/data] [
 """
 
 import dataclasses
+import itertools
+import os
 import platform
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -14,7 +17,15 @@ from . import __version__, checkpoint, distributed, loggers, speed, validators
 from .adversarial import LoopState, Run, fit
 from .api import TrainModule
 from .config import TrainConfig, resolve, train_parser
-from .data import DataOptions, ImageSet, describe, load, to_float
+from .data import (
+    DataOptions,
+    ImageSet,
+    describe,
+    load,
+    missing_test_reason,
+    split_validation,
+    to_float,
+)
 from .errors import UserError, cli
 from .methods import METHODS, DataInfo
 from .plots import save_curves
@@ -51,11 +62,17 @@ RESUMABLE = {
 
 @dataclass
 class RunData:
+    """Every split of a run. target_train is the unlabeled training pool (labeled only for
+    target-only); target_val is carved out of the target's training split (--val-size) and
+    never trained on; target_test is None where the target has no test split."""
+
     source_train: ImageSet
     source_test: ImageSet | None
     target_train: ImageSet | None
     target_test: ImageSet | None
     options: DataOptions | None = None  # where evaluation may cache what it builds (cgan judge)
+    target_val: ImageSet | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)  # one line each, for the console
 
 
 @dataclass
@@ -85,62 +102,68 @@ def pick_device(name: str) -> torch.device:
 
 
 def data_options(cfg) -> DataOptions:
-    return DataOptions(
-        data_root=cfg.data_root,
-        photos=cfg.photos,
-        download=cfg.download,
-        cache_dir=cfg.cache_dir,
-        image_size=cfg.image_size,
-        resize_mode=cfg.resize_mode,
-        mask_from_background=cfg.mask_from_background,
-        mask_tolerance=cfg.mask_tolerance,
-        skip_bad_files=cfg.skip_bad_files,
-        stream=cfg.stream,
-    )
+    return DataOptions.from_config(cfg)
 
 
 def load_data(cfg: TrainConfig) -> RunData:
     """Every split a run needs, in one shape; target training labels dropped unless target-only."""
     opts = data_options(cfg)
-    uses_target = cfg.method != "cgan"
-    target_train = load(cfg.target, "train", opts) if uses_target else None
-    channels = target_train.channels if target_train is not None else None
+    if cfg.method == "cgan":
+        source_train = _load_source(cfg, opts, channels=None)
+        source_test = load(cfg.source, "test", opts, channels=source_train.channels)
+        return RunData(source_train, source_test, None, None, opts)
+    target_train = load(cfg.target, "train", opts)
+    source_train = _load_source(cfg, opts, channels=target_train.channels)
+    channels = source_train.channels
+    source_test = load(cfg.source, "test", opts, channels=channels)
+    data = RunData(source_train, source_test, None, None, opts)
+    if target_train.labels is not None:
+        target_train, data.target_val = split_validation(target_train, cfg.val_size)
+    else:
+        data.notes.append(f"target {cfg.target} is unlabeled: no validation split")
+    if cfg.method == "target-only" and target_train.labels is None:
+        raise UserError(f"--target: {cfg.target} has no labels; target-only needs them")
+    data.target_train = target_train if cfg.method == "target-only" else target_train.unlabeled()
+    spec, split = (cfg.target_test, "eval") if cfg.target_test else (cfg.target, "test")
+    data.target_test = load(spec, split, opts, channels=channels)
+    if data.target_test is None:
+        data.notes.append(f"no target test split: {missing_test_reason(spec, opts)}")
+    check_classes(data)
+    return data
+
+
+def _load_source(cfg: TrainConfig, opts: DataOptions, *, channels: int | None) -> ImageSet:
+    """The labeled source training split; its labels must suit --task."""
     source_train = load(cfg.source, "train", opts, channels=channels)
-    if source_train.labels is not None:
-        regression = source_train.labels.dtype.is_floating_point
-        if regression and cfg.task != "regression":
-            raise UserError(f"--source: {cfg.source} has numeric targets; pass --task regression")
-        if not regression and cfg.task == "regression":
-            raise UserError(
-                f"--task regression: {cfg.source} has class labels, not numeric "
-                f"targets (use a csv:PATH manifest with columns path,y1,y2,...)"
-            )
     if source_train.labels is None:
         raise UserError(
             f"--source: {cfg.source} has no labels (a labeled source needs class sub-folders)"
         )
-    channels = source_train.channels
-    source_test = load(cfg.source, "test", opts, channels=channels)
-    target_test = None
-    if uses_target:
-        spec, split = (cfg.target_test, "eval") if cfg.target_test else (cfg.target, "test")
-        target_test = load(spec, split, opts, channels=channels)
-        if cfg.method == "target-only" and target_train.labels is None:
-            raise UserError(f"--target: {cfg.target} has no labels; target-only needs them")
-        if cfg.method != "target-only":
-            target_train = target_train.unlabeled()
-    for name, split in (("target test", target_test), ("source test", source_test)):
+    regression = source_train.labels.dtype.is_floating_point
+    if regression and cfg.task != "regression":
+        raise UserError(f"--source: {cfg.source} has numeric targets; pass --task regression")
+    if not regression and cfg.task == "regression":
+        raise UserError(
+            f"--task regression: {cfg.source} has class labels, not numeric "
+            f"targets (use a csv:PATH manifest with columns path,y1,y2,...)"
+        )
+    return source_train
+
+
+def check_classes(data: RunData) -> None:
+    """Every labeled split scores the source's classes: the same number of them."""
+    splits = (("target validation", data.target_val), ("target test", data.target_test))
+    for name, split in (*splits, ("source test", data.source_test)):
         if (
             split is not None
             and split.labels is not None
             and split.classes
-            and len(split.classes) != len(source_train.classes)
+            and len(split.classes) != len(data.source_train.classes)
         ):
             raise UserError(
                 f"{name} data has {len(split.classes)} classes, the source "
-                f"{len(source_train.classes)}"
+                f"{len(data.source_train.classes)}"
             )
-    return RunData(source_train, source_test, target_train, target_test, opts)
 
 
 def fixed_samples(data: RunData, cfg, device) -> Fixed:
@@ -152,13 +175,14 @@ def fixed_samples(data: RunData, cfg, device) -> Fixed:
         for c in range(src.num_classes or 0)
         if (src.labels == c).any()
     ][:10] or list(range(min(10, len(src))))
-    tgt = data.target_test if data.target_test is not None else data.target_train
+    splits = (data.target_val, data.target_test, data.target_train)
+    tgt = next((t for t in splits if t is not None), None)
     g = torch.Generator().manual_seed(cfg.seed)
     z = [(torch.rand(len(idx), cfg.latent_dim, generator=g) * 2 - 1).to(device) for _ in range(3)]
     x_tgt = None
     if tgt is not None:  # evenly spaced; repeats when the target has fewer images than rows
         spread = torch.linspace(0, len(tgt) - 1, len(idx)).round().long()
-        x_tgt = to_float(tgt.images[spread]).to(device)
+        x_tgt = to_float(tgt.subset(spread).images).to(device)
     return Fixed(to_float(src.images[idx]).to(device), src.labels[idx].to(device), z, x_tgt)
 
 
@@ -167,11 +191,23 @@ def config_from_args(argv: list[str] | None) -> tuple[TrainConfig, dict | None]:
     return config_from_overrides(vars(train_parser().parse_args(argv)))
 
 
+def fresh_out(method: str) -> str:
+    """runs/METHOD, or the first of runs/METHOD-2, -3, ... that is missing or empty."""
+    candidates = (Path("runs") / (method if n == 1 else f"{method}-{n}") for n in itertools.count(1))
+    return str(next(p for p in candidates if not p.exists() or not any(p.iterdir())))
+
+
 def config_from_overrides(overrides: dict) -> tuple[TrainConfig, dict | None]:
     """As config_from_args, from TrainConfig field names -> values (what the flags set)."""
+    if not overrides.get("out"):
+        if overrides.get("resume"):
+            raise UserError("--resume: name the run to continue with --out RUN")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise UserError("--out: required under torchrun (every process must name one folder)")
+        overrides = {**overrides, "out": fresh_out(overrides.get("method", TrainConfig.method))}
     if not overrides.get("resume"):
         return resolve(overrides), None
-    rundir = RunDir(overrides.get("out", TrainConfig.out))
+    rundir = RunDir(overrides["out"])
     rundir.check(resume=True, overwrite=False)
     ckpt = checkpoint.load(rundir.ckpt)
     stored = {k: v for k, v in ckpt["config"].items() if k in TrainConfig.__dataclass_fields__}
@@ -243,6 +279,7 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
             wall_s=ckpt["wall_s"],
             train_s=ckpt["train_s"],
             skipped_steps=ckpt.get("skipped_steps", 0),
+            best=dict(ckpt.get("best") or {}),
         )
     run = Run(
         cfg=cfg,
@@ -258,13 +295,20 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
         validation=validators.build_data(data, cfg.validation_images),
     )
     if distributed.is_main():
-        print(
-            f"data: {len(src)} source train, {len(data.target_train or [])} target train, "
-            f"{len(data.target_test or [])} target test images of {info.channels}x"
-            f"{info.image_size}x{info.image_size}",
-            file=sys.stderr,
-            flush=True,
+        counts = ", ".join(
+            f"{len(split)} {name}"
+            for name, split in (
+                ("source train", src),
+                ("target train", data.target_train),
+                ("target validation", data.target_val),
+                ("target test", data.target_test),
+            )
+            if split is not None
         )
+        shape = f"{info.channels}x{info.image_size}x{info.image_size}"
+        print(f"data: {counts} images of {shape}", file=sys.stderr, flush=True)
+        for note in data.notes:
+            print(f"note: {note}", file=sys.stderr, flush=True)
     return run, state
 
 
@@ -295,8 +339,9 @@ def summarize(run: Run, state: LoopState, device: str) -> dict:
         ),
         "processes": world,
         "amp": speed.amp_mode(cfg, device),
-        "target_test_acc": state.last_eval.get("target_test_acc"),
+        **{k: v for k, v in state.last_eval.items() if k.startswith("target_")},
         "source_test_acc": state.last_eval.get("source_test_acc"),
+        "best": state.best or None,
         "metrics": state.last_eval,
         "device": device,
         "hardware": f"{platform.processor() or platform.machine()}, "
@@ -376,9 +421,13 @@ def report(summary: dict, state: LoopState, rundir: RunDir) -> None:
     ]
     print(
         f"step {state.step}: "
-        + (", ".join(parts) or ("not evaluated" if state.interrupted else "no labeled test data"))
+        + (", ".join(parts) or ("not evaluated" if state.interrupted else "no labeled held-out data"))
         + f" (held-out, eval mode); {summary['train_s']:.0f}s training; run in {rundir.path}"
     )
+    if state.best:
+        value = state.best["value"]
+        shown = f"{value:.2%}" if state.best["metric"].endswith("_acc") else f"{value:.4g}"
+        print(f"best.pt: step {state.best['step']}, {state.best['metric']} {shown}")
 
 
 # `pixelda.train(**overrides)` calls this module (pixelda/api.py); `train.main` stays as it is.

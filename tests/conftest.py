@@ -32,6 +32,8 @@ TINY = [
     "2",
     "--log-every",
     "1",
+    "--val-size",
+    "100",
     "--no-progress",
     # the label-free validators on 64 images, not 1,000 (pixelda/validators.py)
     "--validation-images",

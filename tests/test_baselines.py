@@ -162,20 +162,19 @@ def test_domain_accuracy_is_balanced_over_the_two_test_sets():
 
 
 def _poison_target_labels(monkeypatch) -> list:
-    """Replace the target training labels with wrong ones as they are loaded (all are wrong,
-    still valid classes); returns a list that records each poisoning."""
-    real_load, poisoned = train.load, []
+    """Replace the labels of the target's training pool (the training split less its
+    validation images) with wrong ones as it is carved out (all wrong, still valid classes);
+    returns a list that records each poisoning."""
+    real_split, poisoned = train.split_validation, []
 
-    def load(spec, split, opts, **kwargs):
-        data = real_load(spec, split, opts, **kwargs)
-        if spec == "mnistm" and split == "train":
-            g = torch.Generator().manual_seed(123)
-            shift = torch.randint(1, 10, data.labels.shape, generator=g)
-            data = dataclasses.replace(data, labels=(data.labels + shift) % 10)
-            poisoned.append(spec)
-        return data
+    def split_validation(data, size, seed):
+        pool, val = real_split(data, size, seed)
+        g = torch.Generator().manual_seed(123)
+        shift = torch.randint(1, 10, pool.labels.shape, generator=g)
+        poisoned.append(data.name)
+        return dataclasses.replace(pool, labels=(pool.labels + shift) % 10), val
 
-    monkeypatch.setattr(train, "load", load)
+    monkeypatch.setattr(train, "split_validation", split_validation)
     return poisoned
 
 
@@ -184,7 +183,7 @@ def test_only_target_only_can_see_target_training_labels(clean_runs, method, mon
     poisoned = _poison_target_labels(monkeypatch)
     out = tmp_path / "poisoned"
     train.main([*TINY, "--method", method, "--out", str(out)])
-    assert poisoned == ["mnistm"]
+    assert poisoned == ["mnistm5k-train"]
     clean, _ = clean_runs[method]
     same = train_records(out) == train_records(clean)
     assert same == same_weights(final_weights(out), final_weights(clean))

@@ -1,14 +1,21 @@
-"""tools/benchmark.py on tiny settings: embedded data, a few steps, two seeds."""
+"""The accuracy benchmark (benchmarks/accuracy.py, tools/benchmark.py) on tiny settings:
+embedded data, a few steps, two seeds."""
 
 import json
 import statistics
+import sys
+import types
+from pathlib import Path
 
 import pytest
 
-from pixelda import benchmark, train
-from pixelda.benchmark_report import PAPER
+from pixelda import train
 
 from .conftest import TINY
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import accuracy as benchmark  # noqa: E402
+from report import PAPER  # noqa: E402
 
 # the benchmark sets --steps itself
 TRAIN_FLAGS = [a for i, a in enumerate(TINY) if "--steps" not in TINY[max(0, i - 1) : i + 1]]
@@ -35,10 +42,13 @@ def test_tiny_benchmark_writes_results_next_to_the_paper(tmp_path, monkeypatch):
     for method in ("source-only", "dann"):
         row = results["tasks"]["mnist->mnistm"][method]
         runs = [out / "runs" / "mnist-to-mnistm" / method / f"seed{s}" for s in (0, 1)]
-        accs = [100 * json.loads((r / "summary.json").read_text())["target_test_acc"] for r in runs]
+        summaries = [json.loads((r / "summary.json").read_text()) for r in runs]
+        accs = [100 * s["target_val_acc"] for s in summaries]
+        tests = [100 * s["target_test_acc"] for s in summaries]
         assert row["seeds"] == [0, 1] and row["steps"] == [3, 3] and row["failed"] == 0
         assert row["acc_mean"] == pytest.approx(statistics.fmean(accs))
         assert row["acc_std"] == pytest.approx(statistics.stdev(accs))
+        assert row["test_acc_mean"] == pytest.approx(statistics.fmean(tests))
         assert row["paper"] == PAPER["mnist->mnistm"][method]
     assert {"cpu", "torch_threads", "torch_version"} <= set(results["hardware"])
     text = (out / "results.md").read_text()
@@ -46,7 +56,8 @@ def test_tiny_benchmark_writes_results_next_to_the_paper(tmp_path, monkeypatch):
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Asked again, finished runs of the same config are reused, not retrained.
-    monkeypatch.setattr(train, "main", lambda argv: pytest.fail("retrained a finished run"))
+    fail = types.SimpleNamespace(train=lambda **kw: pytest.fail("retrained a finished run"))
+    monkeypatch.setattr(benchmark, "pixelda", fail)
     again = benchmark.main(argv)
     assert again["tasks"] == results["tasks"]
 
@@ -80,10 +91,10 @@ def test_usps_task_only_where_its_files_are(tmp_path):
 
 def test_flags_after_double_dash_pass_through_and_cannot_override_the_plan(tmp_path):
     args, extra = benchmark.parse_args(["--minutes", "2", "--", "--preset", "paper", "--seed", "9"])
-    argv = benchmark.run_argv(
+    overrides = benchmark.run_overrides(
         args, extra, source="mnist", target="usps", method="dann", seed=1, out=tmp_path
     )
-    cfg = train.config_from_args(argv)[0]
+    cfg = train.config_from_overrides(overrides)[0]
     assert (cfg.preset, cfg.seed, cfg.method, cfg.target, cfg.max_minutes) == (
         "paper",
         1,

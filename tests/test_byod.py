@@ -189,7 +189,9 @@ def test_pixelda_content_loss_sees_the_alpha_mask(tmp_path, monkeypatch):
     monkeypatch.setattr(losses, "masked_pmse", spy)
     args = [*TINY, "--out", str(tmp_path / "run"), "--threads", "1", "--content-weight", "1"]
     target = write_image_folder(tmp_path / "tgt", classes=2, per_class=6, size=16)
-    train.main([*args, "--source", f"folder:{root}", "--target", f"folder:{target}"])
+    train.main(
+        [*args, "--source", f"folder:{root}", "--target", f"folder:{target}", "--val-size", "2"]
+    )
     assert len(seen) == 4
     for mask in seen:
         assert mask is not None and mask.shape == (4, 1, 16, 16)

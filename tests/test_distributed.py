@@ -91,7 +91,7 @@ def test_two_ranks_train_in_step_and_rank_zero_writes_once(two_rank_run):
     saved = {f"{m}.{k}": v for m, state in ckpt["models"].items() for k, v in state.items()}
     assert same(saved, rank0)
     assert len(ckpt["rng_ranks"]) == 2
-    assert sorted(p.name for p in out.iterdir() if p.suffix == ".pt") == ["ckpt.pt"]
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".pt") == ["best.pt", "ckpt.pt"]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4]
     summary = json.loads((out / "summary.json").read_text())

@@ -62,11 +62,15 @@ def test_regression_runs_end_to_end_and_reports_rmse(tmp_path, method):
             f"csv:{src}",
             "--target",
             f"csv:{tgt}",
+            "--val-size",
+            "4",
         ]
     )
     metrics = summary["metrics"]
     assert metrics["target_test_rmse"] >= 0 and len(metrics["target_test_rmse_per_output"]) == 2
-    assert summary["target_test_acc"] is None
+    assert metrics["target_val_rmse"] >= 0 and len(metrics["target_val_rmse_per_output"]) == 2
+    assert "target_test_acc" not in summary and "target_val_acc" not in summary
+    assert summary["best"]["metric"] == "target_val_rmse"
 
 
 def test_regression_targets_need_the_regression_task(tmp_path, capsys):

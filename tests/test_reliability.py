@@ -51,7 +51,7 @@ CRASH_ARGS = [
 def data(tmp_path_factory) -> list[str]:
     """--source and --target flags for a tiny folder of images: faster than the embedded data."""
     good = _data_folder(tmp_path_factory.mktemp("data") / "good")
-    return ["--source", f"folder:{good}", "--target", f"folder:{good}"]
+    return ["--source", f"folder:{good}", "--target", f"folder:{good}", "--val-size", "4"]
 
 
 @pytest.fixture(autouse=True)
@@ -534,7 +534,7 @@ def test_fuzzed_flags_and_input_files_work_or_exit_2_with_one_line(tmp_path, mon
     monkeypatch.chdir(tmp_path)  # a fuzzed relative --cache-dir lands here
     rng = random.Random(int(os.environ.get("PIXELDA_FUZZ_SEED", "2017")))
     good = _data_folder(tmp_path / "good")
-    base = ["--source", f"folder:{good}", "--target", f"folder:{good}"]
+    base = ["--source", f"folder:{good}", "--target", f"folder:{good}", "--val-size", "4"]
     cases = [
         (what, ["--" + rng.choice(["source", "target"]), spec])
         for what, spec in _input_cases(tmp_path, good)

@@ -9,6 +9,8 @@ from pixelda import checkpoint, train
 from pixelda.data import to_float
 from pixelda.methods import restore
 
+from .conftest import TINY
+
 
 def _losses(run_dir, kinds=("train", "eval")):
     """metrics.jsonl records without their timings."""
@@ -89,3 +91,16 @@ def test_metrics_and_summary_are_held_out(tmp_path, tiny_args):
     assert summary["target_test_acc"] == evals[-1]["target_test_acc"]
     for key in ("method", "steps", "wall_s", "target_test_acc", "source_test_acc", "device"):
         assert key in summary
+
+
+def test_without_out_each_run_gets_a_fresh_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = [*TINY, "--steps", "1", "--method", "source-only"]
+    train.main(args)
+    train.main(args)
+    assert (tmp_path / "runs" / "source-only" / "ckpt.pt").is_file()
+    assert (tmp_path / "runs" / "source-only-2" / "ckpt.pt").is_file()
+    assert "run in runs/source-only-2" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        train.main(["--resume", "--no-progress"])
+    assert "error: --resume: name the run to continue with --out RUN" in capsys.readouterr().err

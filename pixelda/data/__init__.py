@@ -2,24 +2,42 @@
 
 `load(spec, split, opts)` returns a whole split as an ImageSet of uint8 (N, C, S, S) tensors,
 in memory or, for folders and CSV manifests with opts.stream, memory-mapped from disk.
+`split_validation` carves the labeled validation split out of a training split.
+
+Geometry at --image-size S: MNIST's 28x28 digits are framed to 32x32 (2 black pixels on each
+side, as Ganin's MNIST-M release frames them) and resized to S, except at S = 28 where they are
+used as stored; MNIST-M is composed at S; USPS's 16x16 digits, which fill their frame, and
+folders are resized to S.
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import UserError
-from .common import ImageSet, conform, to_float, to_uint8
+from .common import ImageSet, conform, frame_digits, to_float, to_uint8, validation_split
 from .folder import RESIZE_MODES, ReadOptions, load_folder
 from .fonts import load_fonts
 from .manifest import load_csv
 from .mnist import load_embedded_mnist, load_mnist
-from .mnistm import build_mnistm, find_release, load_release
+from .mnistm import build_mnistm, find_release, load_release, release_test_missing
 from .photos import embedded_photo_files, photo_files
 from .stream import MODES as STREAM_MODES
 from .usps import load_usps
 
-__all__ = ["DataOptions", "ImageSet", "describe", "load", "to_float", "to_uint8"]
+__all__ = [
+    "DataOptions",
+    "ImageSet",
+    "describe",
+    "load",
+    "missing_test_reason",
+    "split_validation",
+    "to_float",
+    "to_uint8",
+]
+# The validation split is the same for every run, seed, resume and process count (the official
+# PixelDA code also holds out a fixed 1,000 of MNIST-M's training images).
+VAL_SEED = 0
 NAMES = ("mnist", "mnistm", "usps", "fonts", "folder:PATH", "csv:PATH")
 
 
@@ -35,6 +53,11 @@ class DataOptions:
     mask_tolerance: int = 10
     skip_bad_files: bool = False
     stream: str = "auto"  # folders and CSV manifests: memory-map from the cache (stream.py)
+
+    @classmethod
+    def from_config(cls, cfg) -> "DataOptions":
+        """The data settings of a run's config (any object with these field names)."""
+        return cls(**{f: getattr(cfg, f) for f in cls.__dataclass_fields__})
 
     def read_options(self) -> ReadOptions:
         """How folders and CSV manifests read their files; a bad setting is a UserError."""
@@ -112,23 +135,70 @@ def _load_native(
             path, split, size=opts.image_size, opts=opts.read_options(), channels=channels
         )
     if spec == "mnist":
-        return (
+        digits = (
             load_embedded_mnist(split)
             if root is None
             else load_mnist(root, split, download=opts.download)
         )
+        if opts.image_size == 28:
+            return digits
+        return replace(digits, images=frame_digits(digits.images))
     if spec == "mnistm":
-        if root is not None and not opts.photos and find_release(root):
-            return load_release(find_release(root), split)
+        release = _release(opts)
+        if release is not None:
+            return load_release(
+                release, split, cache_dir=opts.cache, skip_bad=opts.skip_bad_files
+            )
         digits = _load_native("mnist", split, opts)
-        return build_mnistm(digits, opts.photo_files(), split=split, cache_dir=opts.cache)
+        return build_mnistm(
+            digits, opts.photo_files(), split=split, size=opts.image_size, cache_dir=opts.cache
+        )
     if spec == "fonts":
         return load_fonts(split)
     if spec == "usps":
         if root is None:
             raise UserError("usps: needs --data-root with torchvision's USPS files in usps/")
-        return load_usps(root, split, download=opts.download)
+        return load_usps(root, split, download=opts.download, skip_bad=opts.skip_bad_files)
     raise UserError(f"unknown dataset {spec!r}; expected one of {', '.join(NAMES)}")
+
+
+def _release(opts: DataOptions) -> Path | None:
+    """Ganin's MNIST-M release under --data-root, unless --photos asks for the recipe."""
+    root = opts.root
+    return find_release(root) if root is not None and not opts.photos else None
+
+
+def missing_test_reason(spec: str, opts: DataOptions) -> str:
+    """Why `spec` has no test split, in a few words for the console."""
+    if spec == "mnistm" and _release(opts) is not None:
+        return f"Ganin's MNIST-M release has no test split here ({release_test_missing(_release(opts))})"
+    if spec == "usps" and opts.root is not None:
+        return f"no USPS test file {opts.root / 'usps' / 'usps.t.bz2'}"
+    return f"{spec} has no test split"
+
+
+def split_validation(
+    data: ImageSet, size: int, seed: int = VAL_SEED
+) -> tuple[ImageSet, ImageSet]:
+    """(pool, val): `size` labeled images held out of a training split for validation, fixed by
+    `seed` and stratified by class; the pool keeps the rest. A UserError for a bad size."""
+    if data.labels is None:
+        raise UserError(f"--val-size: {data.name} has no labels to validate against")
+    classes = data.num_classes or 1
+    if not classes <= size < len(data):
+        suggestion = max(classes, len(data) // 10)
+        raise UserError(
+            f"--val-size: expected {classes}..{len(data) - 1} (at least one image per class, "
+            f"fewer than the {len(data)} training images of {data.name}), got {size}"
+            + (f"; e.g. --val-size {suggestion}" if suggestion < len(data) else "")
+        )
+    pool, val = validation_split(data.labels, size, seed)
+    # A streamed pool keeps its memory map and lists its rows; anything else is copied.
+    pool_set = replace(data, rows=pool) if data.streamed else data.subset(pool)
+    return (
+        replace(pool_set, name=f"{data.name}-pool"),
+        replace(data.subset(val), name=f"{data.name}-val"),
+    )
 
 
 def load(
@@ -154,7 +224,7 @@ def describe(spec: str, opts: DataOptions) -> str:
     if spec == "fonts":
         return "fonts (digits rendered with matplotlib's fonts on black, with masks)"
     if opts.data_root:
-        if spec == "mnistm" and not opts.photos and find_release(Path(opts.data_root)):
+        if spec == "mnistm" and _release(opts) is not None:
             return f"mnistm (Ganin's release under {opts.data_root}/mnist_m)"
         if spec == "mnistm":
             return f"mnistm (built from {opts.data_root} MNIST and photos)"

@@ -24,9 +24,12 @@ class ImageSet:
     classes: list[str] | None = None
     masks: torch.Tensor | None = None
     streamed: bool = False
+    # Streamed sets only: the rows of `images` (and labels, masks) that belong to this set, so a
+    # training pool stays memory-mapped after its validation split is taken out.
+    rows: torch.Tensor | None = None
 
     def __len__(self) -> int:
-        return self.images.size(0)
+        return self.images.size(0) if self.rows is None else len(self.rows)
 
     @property
     def channels(self) -> int:
@@ -41,8 +44,12 @@ class ImageSet:
         return replace(self, labels=None, classes=self.classes)
 
     def subset(self, index: torch.Tensor) -> "ImageSet":
+        """Items `index` of the set, copied into memory."""
+        if self.rows is not None:
+            index = self.rows[index]
         return replace(
             self,
+            rows=None,
             images=self.images[index],
             labels=None if self.labels is None else self.labels[index],
             masks=None if self.masks is None else self.masks[index],
@@ -113,6 +120,46 @@ def conform(data: ImageSet, *, size: int, channels: int) -> ImageSet:
     # A converted copy is in memory (streamed sets are converted as they are decoded).
     streamed = data.streamed and images is data.images
     return replace(data, images=images, masks=masks, streamed=streamed)
+
+
+def frame_digits(images: torch.Tensor, frame: int = 32) -> torch.Tensor:
+    """Centre (N, C, h, w) images in a (frame x frame) black canvas: MNIST's 28x28 digits padded
+    by 2 pixels, as Ganin's MNIST-M release composes them at 32x32."""
+    h, w = images.shape[-2:]
+    top, left = (frame - h) // 2, (frame - w) // 2
+    return F.pad(images, (left, frame - w - left, top, frame - h - top))
+
+
+def validation_split(
+    labels: torch.Tensor, size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed (pool, val) indices: `size` items held out for validation, the rest a pool.
+
+    Class labels are stratified: each class gets its share of `size` in proportion to its
+    count (largest remainders first).
+    Numeric (regression) targets get a plain random subset. Both index tensors are sorted."""
+    g = torch.Generator().manual_seed(seed)
+    n = len(labels)
+    if labels.dtype.is_floating_point:
+        val = torch.randperm(n, generator=g)[:size]
+    else:
+        classes, counts = labels.unique(return_counts=True)
+        share = counts.double() * size / n
+        quota = share.floor().long()
+        extra = size - int(quota.sum())
+        # Largest remainders first; ties to the larger class, then the lower class index.
+        order = sorted(range(len(classes)), key=lambda i: (-(share[i] - quota[i]), -counts[i], i))
+        for i in order[:extra]:
+            quota[i] += 1
+        parts = []
+        for c, k in zip(classes.tolist(), quota.tolist()):
+            members = (labels == c).nonzero().flatten()
+            parts.append(members[torch.randperm(len(members), generator=g)[:k]])
+        val = torch.cat(parts)
+    val = val.sort().values
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[val] = False
+    return keep.nonzero().flatten(), val
 
 
 def stratified_split(

@@ -68,8 +68,10 @@ def domain_accuracy(m: nn.ModuleDict, source, target) -> float:
 
 
 def evaluate(m: nn.ModuleDict, data) -> dict:
-    """The task classifier on held-out test splits, plus `domain_acc` on both test splits."""
+    """The task classifier on held-out splits, plus `domain_acc` on the source test split
+    against the target validation split (images neither the features nor the domain
+    classifier trained on)."""
     out = pixelda.evaluate(m, data)
-    if data.source_test is not None and data.target_test is not None:
-        out["domain_acc"] = domain_accuracy(m, data.source_test, data.target_test)
+    if data.source_test is not None and data.target_val is not None:
+        out["domain_acc"] = domain_accuracy(m, data.source_test, data.target_val)
     return out

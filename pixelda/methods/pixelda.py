@@ -96,9 +96,16 @@ def g_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> di
 
 
 def evaluate(m: nn.ModuleDict, data) -> dict:
-    """T on the held-out target and source test splits."""
+    """T on the target's validation split, and on the target and source test splits where they
+    exist: {"target_val_acc", "target_test_acc", "source_test_acc"} (or *_rmse, *_rmse_per_output
+    for regression)."""
     out = {}
-    for prefix, split in (("target_test", data.target_test), ("source_test", data.source_test)):
+    splits = (
+        ("target_val", data.target_val),
+        ("target_test", data.target_test),
+        ("source_test", data.source_test),
+    )
+    for prefix, split in splits:
         if split is not None and split.labels is not None:
             out.update(
                 {f"{prefix}_{k}": v for k, v in score(m[CLASSIFIER], split).items() if k != "n"}

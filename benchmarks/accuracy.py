@@ -1,8 +1,9 @@
-"""Benchmark every method on MNIST->MNIST-M (and MNIST->USPS when its files are there) over
-several seeds, in-process through pixelda.train.main, next to the published numbers.
+"""Table 1: every method on MNIST->MNIST-M (and MNIST->USPS where its files are) over several
+seeds, through the Python API, beside the published numbers. Scored on the target's validation
+split; on its test split too where one exists.
 
-Usage: python tools/benchmark.py [--data-root DIR] [--methods ...] [--seeds 3]
-       [--steps N | --minutes M] [--out benchmarks] [-- EXTRA TRAIN FLAGS]
+Usage: python benchmarks/accuracy.py (or tools/benchmark.py) [--data-root DIR] [--methods ...]
+       [--seeds 3] [--steps N | --minutes M] [--out benchmarks] [-- EXTRA TRAIN FLAGS]
 """
 
 import dataclasses
@@ -12,9 +13,15 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import benchmark_report, train
-from .config import parse_train_args
-from .errors import CliParser, UserError, cli
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report  # noqa: E402  (benchmarks/report.py)
+
+import pixelda  # noqa: E402
+from pixelda.config import train_parser  # noqa: E402
+from pixelda.errors import CliParser, UserError, cli  # noqa: E402
+from pixelda.train import config_from_overrides  # noqa: E402
 
 METHODS = ("source-only", "dann", "pixelda", "target-only")
 # Config fields that may differ between a stored run and the same run asked for again.
@@ -66,30 +73,20 @@ def tasks(data_root: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def run_argv(
+def run_overrides(
     args, extra: list[str], *, source: str, target: str, method: str, seed: int, out: Path
-) -> list[str]:
-    """Extra flags first, so the benchmark's own (method, data, seed, budget) win."""
-    argv = [
-        *extra,
-        "--method",
-        method,
-        "--source",
-        source,
-        "--target",
-        target,
-        "--seed",
-        str(seed),
-        "--out",
-        str(out),
-    ]
+) -> dict:
+    """The run's config fields: the extra flags, then the benchmark's own (method, data, seed,
+    budget), which win."""
+    overrides = vars(train_parser().parse_args(extra))
+    overrides.update(method=method, source=source, target=target, seed=seed, out=str(out))
     if args.data_root:
-        argv += ["--data-root", args.data_root]
+        overrides["data_root"] = args.data_root
     if args.steps is not None:
-        argv += ["--steps", str(args.steps)]
+        overrides["steps"] = args.steps
     if args.minutes is not None:
-        argv += ["--max-minutes", str(args.minutes)]
-    return argv
+        overrides["max_minutes"] = float(args.minutes)
+    return overrides
 
 
 def _read_json(path: Path):
@@ -99,11 +96,11 @@ def _read_json(path: Path):
         return None
 
 
-def run_one(argv: list[str], out: Path) -> dict:
+def run_one(overrides: dict, out: Path) -> dict:
     """Train, or reuse a finished run of the same config in `out`, or resume its checkpoint.
 
     -> the run's summary; a failed run raises UserError."""
-    wanted = dataclasses.asdict(parse_train_args(argv))
+    wanted = dataclasses.asdict(config_from_overrides(overrides)[0])
     stored = _read_json(out / "config.json") or {}
     same = {k: v for k, v in stored.items() if k not in IGNORED} == {
         k: v for k, v in wanted.items() if k not in IGNORED
@@ -113,15 +110,9 @@ def run_one(argv: list[str], out: Path) -> dict:
         print(f"benchmark: reusing the finished run in {out}", file=sys.stderr)
         return summary
     if same and (out / "ckpt.pt").is_file():
-        return _train([*argv, "--resume"])
-    return _train([*argv, "--overwrite"] if out.is_dir() and any(out.iterdir()) else argv)
-
-
-def _train(argv: list[str]) -> dict:
-    try:
-        return train.main(argv)
-    except SystemExit as e:  # train.main's UserError, already reported on stderr
-        raise UserError(f"training failed (exit {e.code}): {shlex.join(argv)}") from None
+        return pixelda.train(**{**overrides, "resume": True}).summary
+    replace = out.is_dir() and any(out.iterdir())
+    return pixelda.train(**{**overrides, "overwrite": replace}).summary
 
 
 def run_all(args, extra: list[str]) -> tuple[list[dict], bool]:
@@ -132,12 +123,12 @@ def run_all(args, extra: list[str]) -> tuple[list[dict], bool]:
         for method in args.methods:
             for seed in range(args.seeds):
                 out = work / task.replace("->", "-to-") / method / f"seed{seed}"
-                argv = run_argv(
+                overrides = run_overrides(
                     args, extra, source=source, target=target, method=method, seed=seed, out=out
                 )
                 record = {"task": task, "method": method, "seed": seed, "run": str(out)}
                 try:
-                    record["summary"] = run_one(argv, out)
+                    record["summary"] = run_one(overrides, out)
                 except UserError as e:
                     print(f"benchmark: {e}", file=sys.stderr)
                     record["error"] = str(e)
@@ -161,18 +152,18 @@ def main(argv: list[str] | None = None) -> dict:
     records, stopped = run_all(args, extra)
     results = {
         "date": date,
-        "command": shlex.join(["python", "tools/benchmark.py", *argv]),
+        "command": shlex.join(["python", "benchmarks/accuracy.py", *argv]),
         "data_root": args.data_root or "embedded",
         "seeds": args.seeds,
         "budget": _budget(args),
         "extra_flags": extra,
         "complete": not stopped,
-        "hardware": benchmark_report.hardware(),
-        "tasks": benchmark_report.aggregate(records),
-        "paper": benchmark_report.PAPER,
+        "hardware": report.hardware(),
+        "tasks": report.aggregate(records),
+        "paper": report.PAPER,
         "runs": records,
     }
-    benchmark_report.write(results, Path(args.out))
+    report.write(results, Path(args.out))
     print(
         f"benchmark: {len(records)} runs; results in {args.out}/results.md"
         + (" (stopped early: partial)" if stopped else ""),
