@@ -104,6 +104,7 @@ def test_select_two_real_tiny_runs(tmp_path, tiny_args):
     rows = select.main([*runs, "--by", "label_keeping"])
     assert len(rows) == 4  # evaluations at steps 2 and 4 of each run
     assert {r["run"] for r in rows} == set(runs)
+    assert all(r["target_val_acc"] is not None for r in rows)  # shown, never used to rank
     values = [r["value"] for r in rows]
     assert values == sorted(values, reverse=True)
     for by in ("im", "entropy", "snd", "dev", "kid"):
