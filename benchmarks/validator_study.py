@@ -55,8 +55,10 @@ def _mean(values: list) -> float | None:
 
 
 def study(runs: list[str], acc_key: str) -> dict:
-    """{validator: {"spearman_pooled", "spearman_per_run", "picked", "n"}} plus "oracle" and
-    "last": mean accuracy over runs of the checkpoint picked, the best one, the last one."""
+    """{validator: {"spearman_pooled", "spearman_per_run", "picked", "picked_overall", "n"}}
+    plus "oracle" and "last": mean accuracy over runs of the checkpoint picked in each run, the
+    best one, the last one; "picked_overall" and "oracle_overall": the accuracy of the one
+    checkpoint picked among all runs' and of the best of them all."""
     per_run = {}
     for run in runs:
         records = [r for r in evaluations(run) if r.get(acc_key) is not None]
@@ -69,6 +71,7 @@ def study(runs: list[str], acc_key: str) -> dict:
         "runs": len(per_run),
         "oracle": _mean([max(r[acc_key] for r in rec) for rec in per_run.values()]),
         "last": _mean([rec[-1][acc_key] for rec in per_run.values()]),
+        "oracle_overall": max(r[acc_key] for rec in per_run.values() for r in rec),
         "validators": {},
     }
     for name, higher in HIGHER_IS_BETTER.items():
@@ -88,6 +91,7 @@ def study(runs: list[str], acc_key: str) -> dict:
                 "spearman_pooled": spearman(pooled_v, pooled_a),
                 "spearman_per_run": _mean(per),
                 "picked": _mean(picked),
+                "picked_overall": pooled_a[max(range(len(pooled_v)), key=pooled_v.__getitem__)],
                 "n": len(pooled_v),
             }
     return result
@@ -100,14 +104,19 @@ def report(result: dict) -> str:
     lines = [
         (
             f"{result['runs']} runs; accuracy: {result['accuracy']}; oracle checkpoint "
-            f"{fmt(result['oracle'], '{:.2%}')}, last checkpoint {fmt(result['last'], '{:.2%}')}"
+            f"{fmt(result['oracle'], '{:.2%}')}, last checkpoint {fmt(result['last'], '{:.2%}')} "
+            f"(mean over runs); best of all {fmt(result['oracle_overall'], '{:.2%}')}"
         ),
-        f"{'validator':<14} {'spearman pooled':>15} {'per run':>8} {'picked acc':>10} {'evals':>6}",
+        (
+            f"{'validator':<14} {'spearman pooled':>15} {'per run':>8} {'picked acc':>10} "
+            f"{'of all':>7} {'evals':>6}"
+        ),
     ]
     for name, v in result["validators"].items():
         lines.append(
             f"{name:<14} {fmt(v['spearman_pooled']):>15} {fmt(v['spearman_per_run']):>8} "
-            f"{fmt(v['picked'], '{:.2%}'):>10} {v['n']:>6}"
+            f"{fmt(v['picked'], '{:.2%}'):>10} {fmt(v['picked_overall'], '{:.2%}'):>7} "
+            f"{v['n']:>6}"
         )
     return "\n".join(lines)
 

@@ -146,6 +146,7 @@ def test_validator_study_on_hand_written_runs(tmp_path, capsys):
     assert result["accuracy"] == "target_test_acc"  # no target_val_acc logged
     assert result["oracle"] == 0.8 and result["last"] == 0.7
     assert result["validators"]["im"]["picked"] == 0.8
+    assert result["validators"]["im"]["picked_overall"] == result["oracle_overall"] == 0.8
     assert result["validators"]["im"]["spearman_pooled"] == pytest.approx(1.0)
     assert result["validators"]["kid"]["spearman_pooled"] == pytest.approx(1.0)  # lower better
     assert "im" in capsys.readouterr().out
