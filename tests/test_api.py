@@ -29,6 +29,7 @@ TINY_OVERRIDES = {
     "checkpoint_every": 2,
     "log_every": 1,
     "progress": False,
+    "val_size": 100,
     "validation_images": 64,
 }
 
