@@ -24,6 +24,7 @@ from pixelda.errors import CliParser, UserError, cli  # noqa: E402
 from pixelda.train import config_from_overrides  # noqa: E402
 
 METHODS = ("source-only", "dann", "pixelda", "target-only")
+TASKS = ("mnist->mnistm", "mnist->usps")
 # Config fields that may differ between a stored run and the same run asked for again.
 IGNORED = {"overwrite", "resume", "progress"}
 
@@ -42,6 +43,13 @@ def parse_args(argv: list[str]):
         "(default: the small embedded data, for trying the command out)",
     )
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        default=list(TASKS),
+        choices=TASKS,
+        help="which pairs (default: both; MNIST->USPS only where DIR/usps/usps.bz2 exists)",
+    )
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per method (default 3)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="training steps per run (default: preset's)")
@@ -65,12 +73,12 @@ def parse_args(argv: list[str]):
     return args, extra
 
 
-def tasks(data_root: str) -> list[tuple[str, str, str]]:
-    """(name, source, target): MNIST->MNIST-M always, MNIST->USPS if DIR/usps/usps.bz2 exists."""
+def tasks(data_root: str, wanted=TASKS) -> list[tuple[str, str, str]]:
+    """(name, source, target): MNIST->MNIST-M, and MNIST->USPS if DIR/usps/usps.bz2 exists."""
     found = [("mnist->mnistm", "mnist", "mnistm")]
     if data_root and (Path(data_root).expanduser() / "usps" / "usps.bz2").is_file():
         found.append(("mnist->usps", "mnist", "usps"))
-    return found
+    return [t for t in found if t[0] in wanted]
 
 
 def run_overrides(
@@ -119,7 +127,7 @@ def run_all(args, extra: list[str]) -> tuple[list[dict], bool]:
     """Every (task, method, seed) in turn -> (per-run records, stopped by Ctrl-C)."""
     work = Path(args.work or Path(args.out) / "runs")
     records = []
-    for task, source, target in tasks(args.data_root):
+    for task, source, target in tasks(args.data_root, args.tasks):
         for method in args.methods:
             for seed in range(args.seeds):
                 out = work / task.replace("->", "-to-") / method / f"seed{seed}"

@@ -75,9 +75,12 @@ def run_progress(cfg, step: int, wall_s: float) -> float:
 
 def learning_rate(cfg, step: int, progress: float) -> float:
     """--lr-schedule step: staircase exponential decay, lr * lr_decay ** (step // lr_decay_steps)
-    (official code); linear: lr * (1 - progress), down to 0 when the budget is spent."""
+    (official code); linear: lr * (1 - progress), down to 0 when the budget is spent; annealed:
+    lr / (1 + 10 p)^0.75 (Ganin & Lempitsky 2015: mu_p = mu_0 / (1 + alpha p)^beta)."""
     if cfg.lr_schedule == "linear":
         return cfg.lr * (1.0 - progress)
+    if cfg.lr_schedule == "annealed":
+        return cfg.lr / (1.0 + 10.0 * progress) ** 0.75
     return cfg.lr * cfg.lr_decay ** (step // cfg.lr_decay_steps)
 
 
@@ -285,14 +288,15 @@ def fit(run: Run, state: LoopState) -> LoopState:
         stopping, state.out_of_time = False, _out_of_time(cfg, state.wall_s)
         while state.step < cfg.steps and not stopping and not state.out_of_time:
             t0 = time.perf_counter()
-            state.lr = learning_rate(cfg, state.step, run_progress(cfg, state.step, state.wall_s))
+            progress = run_progress(cfg, state.step, state.wall_s)  # drives lr and DANN's lambda
+            state.lr = learning_rate(cfg, state.step, progress)
             for opt in run.opts.values():
                 for group in opt.param_groups:
                     group["lr"] = state.lr
             saved = snapshot(run) if cfg.on_nan == "skip" else None
             batch = run.batches.next()
             with speed.autocast(cfg, batch.x_src.device):
-                losses = run.method.train_step(models, run.opts, batch, cfg, state.step / cfg.steps)
+                losses = run.method.train_step(models, run.opts, batch, cfg, progress)
             # Decided once per step, before the final evaluation and checkpoint it triggers,
             # and alike on every rank: under torchrun the losses and the clock are averaged over
             # ranks (so the budget, the schedules and the learning rate agree), and a Ctrl-C seen

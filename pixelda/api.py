@@ -17,12 +17,14 @@ from .errors import UserError
 
 @dataclass
 class TrainResult:
-    """A finished (or interrupted) run: its folder, summary.json, metrics.jsonl and ckpt.pt."""
+    """A finished (or interrupted) run: its folder, summary.json, metrics.jsonl, ckpt.pt (the
+    last step) and best.pt (the best validation score; None when nothing was validated)."""
 
     path: Path
     summary: dict
     metrics: list[dict]
     checkpoint: Path
+    best: Path | None = None
 
     def load(self, device: str = "cpu") -> "Adapter":
         return load(self.checkpoint, device=device)
@@ -67,6 +69,7 @@ def train(**overrides) -> TrainResult:
         summary=summary,
         metrics=rundir.read_metrics(),
         checkpoint=rundir.ckpt,
+        best=rundir.best if rundir.best.is_file() else None,
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .errors import CliParser, UserError
 from .loggers import logger_names
+from .recipes import METHOD_PRESETS
 
 METHODS = ("pixelda", "source-only", "target-only", "dann", "cgan")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -21,7 +22,9 @@ ON_NAN = ("stop", "skip")
 RESIZE_MODES = ("stretch", "crop", "pad")
 STREAM_MODES = ("auto", "on", "off")
 AMP = ("auto", "none", "bf16")
-LR_SCHEDULES = ("step", "linear")
+LR_SCHEDULES = ("step", "linear", "annealed")
+OPTIMIZERS = ("adam", "sgd")
+BACKBONES = ("tower", "resnet18", "resnet34", "resnet50")  # pixelda/backbones.py
 # Label-free validators (pixelda/validators.py, which says which way each points): regression
 # runs log dev and kid only, and kid and label_keeping need PixelDA's generator.
 VALIDATORS = ("im", "entropy", "snd", "dev", "kid", "label_keeping")
@@ -47,6 +50,10 @@ class TrainConfig:
         "csv: manifest, MSE loss, RMSE reported)",
         choices=TASKS,
     )
+    backbone: str = option(
+        "tower", "task network: DANN's tower or a ResNet (docs/methods.md)", choices=BACKBONES
+    )
+    pretrained: bool = option(False, "a ResNet starts from torchvision's ImageNet weights")
     # Data
     source: str = option("mnist", "labeled source data: mnist, mnistm, usps or folder:PATH")
     target: str = option("mnistm", "unlabeled target data: mnistm, mnist, usps or folder:PATH")
@@ -64,7 +71,7 @@ class TrainConfig:
     photos: str = option("", "photo folder for MNIST-M (default: DATA_ROOT/bsds500/images/train)")
     download: bool = option(False, "let torchvision download MNIST/USPS into --data-root")
     cache_dir: str = option("", "where built datasets are cached (default: ~/.cache/pixelda)")
-    image_size: int = option(32, "images are resized to this square size (16..128, multiple of 4)")
+    image_size: int = option(32, "square image size (multiple of 4; 16..128, ResNets 32..224)")
     resize_mode: str = option(
         "stretch",
         "folders and CSVs: stretch to the square, crop (shorter side to size, centre crop) or pad "
@@ -168,13 +175,18 @@ class TrainConfig:
         0.2, "std of Gaussian noise after each discriminator layer (official 0.2)"
     )
     # Optimisation (official hparams.py: Adam, lr 0.001, beta1 0.5, batch 32, clip 5.0)
-    lr: float = option(1e-3, "Adam learning rate (official learning_rate=0.001)")
+    optimizer: str = option(
+        "adam", "adam, or sgd with --momentum (not for pixelda or cgan)", choices=OPTIMIZERS
+    )
+    momentum: float = option(0.9, "--optimizer sgd: momentum (Ganin & Lempitsky 2015: 0.9)")
+    lr: float = option(1e-3, "learning rate (official learning_rate=0.001)")
     beta1: float = option(0.5, "Adam beta1 (official adam_beta1=0.5, from DCGAN)")
     lr_schedule: str = option(
         "step",
         "step: lr x --lr-decay every --lr-decay-steps iterations (official code); linear: from "
         "--lr down to 0 over the run's budget, its --steps or, when it ends the run sooner, its "
-        "--max-minutes",
+        "--max-minutes; annealed: lr / (1 + 10 p)^0.75 over that budget's progress p (Ganin & "
+        "Lempitsky 2015)",
         choices=LR_SCHEDULES,
     )
     lr_decay: float = option(0.95, "--lr-schedule step: factor (official 0.95)")
@@ -219,7 +231,8 @@ PRESETS: dict[str, dict] = {
 }
 
 
-# Method defaults: applied on top of the preset (the presets tune PixelDA), under the user's flags.
+# Method defaults: applied on top of the preset (the presets tune PixelDA), under the user's flags;
+# then recipes.METHOD_PRESETS, the defaults of one method under one preset (DANN's).
 # cgan: a DCGAN-sized model (Radford et al. 2016: Adam lr 2e-4, beta1 0.5, no decay or clipping)
 # at MNIST's own 28x28. Measured on full MNIST, one CPU thread, ~0.13 s/step: conditional
 # accuracy 69% / 88% / 96% after 500 / 1,000 / 1,500 steps; 4,000 steps fit in 15 minutes.
@@ -255,8 +268,9 @@ def resolve(overrides: dict) -> TrainConfig:
     preset = overrides.get("preset", TrainConfig.preset)
     if preset not in PRESETS:
         raise UserError(f"--preset: unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-    method = METHOD_DEFAULTS.get(overrides.get("method", TrainConfig.method), {})
-    cfg = TrainConfig(**{**PRESETS[preset], **method, **overrides})
+    method = overrides.get("method", TrainConfig.method)
+    defaults = {**METHOD_DEFAULTS.get(method, {}), **METHOD_PRESETS.get((method, preset), {})}
+    cfg = TrainConfig(**{**PRESETS[preset], **defaults, **overrides})
     if cfg.task == "regression" and "select_by" not in overrides:
         cfg.select_by = "dev"  # entropy, im and snd need class probabilities
     validate(cfg)
@@ -282,8 +296,13 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--stream: expected one of {STREAM_MODES}, got {cfg.stream!r}")
     if cfg.device not in DEVICES:
         raise UserError(f"--device: expected one of {DEVICES}, got {cfg.device!r}")
-    if not (16 <= cfg.image_size <= 128 and cfg.image_size % 4 == 0):
-        raise UserError(f"--image-size: expected 16..128 and a multiple of 4, got {cfg.image_size}")
+    _validate_choices(cfg)
+    low, high = (16, 128) if cfg.backbone == "tower" else (32, 224)
+    if not (low <= cfg.image_size <= high and cfg.image_size % 4 == 0):
+        raise UserError(
+            f"--image-size: expected {low}..{high} and a multiple of 4 with --backbone "
+            f"{cfg.backbone}, got {cfg.image_size}"
+        )
     for name in (
         "steps",
         "batch_size",
@@ -333,6 +352,18 @@ def _validate_select_by(cfg: TrainConfig) -> None:
         )
 
 
+def _validate_choices(cfg: TrainConfig) -> None:
+    """--backbone, --pretrained and --optimizer: known values, and methods that use them."""
+    if cfg.backbone not in BACKBONES or cfg.optimizer not in OPTIMIZERS:
+        raise UserError(f"--backbone, --optimizer: expected one of {BACKBONES}, {OPTIMIZERS}")
+    if cfg.method == "cgan" and (cfg.backbone != "tower" or cfg.pretrained):
+        raise UserError("--backbone, --pretrained: the cgan has no task network")
+    if cfg.optimizer == "sgd" and cfg.method in ("pixelda", "cgan"):
+        raise UserError(f"--optimizer sgd: for source-only, target-only and dann, not {cfg.method}")
+    if not 0.0 <= cfg.momentum < 1.0:
+        raise UserError(f"--momentum: expected a number in [0, 1), got {cfg.momentum}")
+
+
 def _validate_numbers(cfg: TrainConfig) -> None:
     """Finite floats, and the optimizer's own ranges, before torch.optim.Adam can object."""
     for f in dataclasses.fields(cfg):
@@ -357,6 +388,9 @@ def _default_text(name: str, default, presets: dict[str, dict]) -> str:
     for method, overrides in METHOD_DEFAULTS.items():
         if name in overrides and presets:
             text += f"; --method {method}: {overrides[name]!r}"
+    for (method, preset), overrides in METHOD_PRESETS.items():
+        if name in overrides and presets:
+            text += f"; --method {method} --preset {preset}: {overrides[name]!r}"
     return text
 
 

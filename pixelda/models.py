@@ -205,17 +205,16 @@ class TaskClassifier(nn.Module):
 class DomainClassifier(nn.Module):
     """DANN's domain classifier on task features: one logit, source (0) vs target (1).
 
-    FC `hidden`, ReLU, FC 1: the MNIST architecture of Ganin et al. 2016 (Fig. 4). It sits
-    behind a gradient reversal layer, which the method applies, not this module.
+    `layers` times (FC `hidden`, ReLU), then FC 1. Ganin et al. 2016 (Sec. 5.2.2, Fig. 4): one
+    layer of 100 for MNIST, two of 1024 for their larger networks. It sits behind a gradient
+    reversal layer, which the method applies, not this module.
     """
 
-    def __init__(self, *, in_features: int, hidden: int = 100):
+    def __init__(self, *, in_features: int, hidden: int = 100, layers: int = 1):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(in_features, hidden),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden, 1),
-        )
+        sizes = [in_features] + [hidden] * layers
+        blocks = [[nn.Linear(a, b), nn.ReLU(inplace=True)] for a, b in zip(sizes, sizes[1:])]
+        self.net = nn.Sequential(*[m for block in blocks for m in block], nn.Linear(sizes[-1], 1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """features: (B, in_features) -> (B,) logits."""

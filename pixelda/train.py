@@ -248,7 +248,8 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
     )
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     method = METHODS[cfg.method]
-    models = method.build(cfg, info)
+    # A checkpoint holds the weights: --pretrained only chooses those of a fresh run.
+    models = method.build(cfg if ckpt is None else dataclasses.replace(cfg, pretrained=False), info)
     if cfg.sync_bn:
         models = distributed.sync_batchnorm(models, device)
     models = speed.prepare_models(models, cfg, device)

@@ -176,10 +176,13 @@ def label_keeping(src_logits: torch.Tensor, fake_logits: torch.Tensor) -> float:
 
 
 def _outputs(classifier: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """TaskClassifier's logits (N, K) and the features its last layer reads (N, 100): the
-    representation DEV's domain classifier and KID compare."""
-    hidden = classifier.head[:-1](classifier.features(x))
-    return classifier.head[-1](hidden), hidden
+    """The task network's logits (N, K) and the features its last linear layer reads (the
+    tower's 100-unit hidden layer, a ResNet's pooled features): the representation DEV's
+    domain classifier and KID compare."""
+    hidden, head = classifier.features(x), classifier.head
+    if isinstance(head, nn.Sequential):
+        hidden, head = head[:-1](hidden), head[-1]
+    return head(hidden), hidden
 
 
 def _embed(classifier, images, device, generator=None, z=None):

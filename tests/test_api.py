@@ -28,6 +28,7 @@ TINY_OVERRIDES = {
     "sample_every": 2,
     "checkpoint_every": 2,
     "log_every": 1,
+    "val_size": 100,
     "progress": False,
     "val_size": 100,
     "validation_images": 64,

@@ -90,7 +90,7 @@ def test_domain_classifier_shape():
 def _tiny_dann(seed: int = 0):
     torch.manual_seed(seed)
     info = DataInfo(channels=3, image_size=16, num_outputs=10, classes=None)
-    return dann.build(SimpleNamespace(), info)
+    return dann.build(SimpleNamespace(backbone="tower", pretrained=False), info)
 
 
 def test_dann_step_equals_a_hand_written_gradient_reversal():
@@ -167,8 +167,8 @@ def _poison_target_labels(monkeypatch) -> list:
     returns a list that records each poisoning."""
     real_split, poisoned = train.split_validation, []
 
-    def split_validation(data, size, seed):
-        pool, val = real_split(data, size, seed)
+    def split_validation(data, size, *args):
+        pool, val = real_split(data, size, *args)
         g = torch.Generator().manual_seed(123)
         shift = torch.randint(1, 10, pool.labels.shape, generator=g)
         poisoned.append(data.name)

@@ -66,3 +66,15 @@ def test_lambda_schedule_hand_values_and_shape():
     assert dann_lambda(0.1) == pytest.approx(0.46211715726000974, abs=1e-12)  # tanh(0.5)
     values = [dann_lambda(p / 10) for p in range(11)]
     assert values == sorted(values) and 0.0 <= values[0] and values[-1] < 1.0
+
+
+@pytest.mark.parametrize("p", [0.0, 0.25, 1.0])
+def test_reversal_with_the_scheduled_lambda_is_minus_lambda_times_the_incoming_gradient(p):
+    # lambda_0.25 = 2 / (1 + e^-2.5) - 1 = tanh(1.25) = 0.8482836399575129
+    lam = dann_lambda(p)
+    if p == 0.25:
+        assert lam == pytest.approx(0.8482836399575129, abs=1e-12)
+    x = torch.tensor([[1.0, -2.0], [0.5, 4.0]], requires_grad=True)
+    incoming = torch.tensor([[0.3, -1.0], [2.0, 0.25]])
+    grad_reverse(x, lam).backward(incoming)
+    assert torch.allclose(x.grad, -lam * incoming, atol=0, rtol=1e-6)

@@ -156,7 +156,7 @@ def _images(n, seed, size=16):
     return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
 
 
-def _run_data(*, regression=False, n=24):
+def _run_data(*, regression=False, n=24, size=16):
     labels = (
         torch.rand(n, 2, generator=torch.Generator().manual_seed(3))
         if regression
@@ -164,9 +164,9 @@ def _run_data(*, regression=False, n=24):
     )
     classes = None if regression else ["a", "b", "c"]
     return SimpleNamespace(
-        source_train=ImageSet(_images(n, 0), labels, "src", classes),
-        source_test=ImageSet(_images(n, 1), labels, "src-test", classes),
-        target_train=ImageSet(_images(n, 2), None, "tgt"),
+        source_train=ImageSet(_images(n, 0, size), labels, "src", classes),
+        source_test=ImageSet(_images(n, 1, size), labels, "src-test", classes),
+        target_train=ImageSet(_images(n, 2, size), None, "tgt"),
     )
 
 
@@ -224,3 +224,13 @@ def test_compute_logs_nothing_without_a_classifier_or_target():
     models = METHODS["cgan"].build(cfg, DataInfo(3, 16, 3, ["a", "b", "c"]))
     assert validators.compute(models, "cgan", validators.build_data(_run_data())) == {}
     assert validators.compute(models, "cgan", None) == {}
+
+
+def test_compute_with_a_resnet_backbone():
+    cfg = config.resolve({"method": "dann", "image_size": 32, "backbone": "resnet18"})
+    models = METHODS["dann"].build(cfg, DataInfo(3, 32, 3, ["a", "b", "c"])).train()
+    data = validators.build_data(_run_data(size=32), size=10)
+    out = validators.compute(models, "dann", data)
+    assert set(out) == {f"validator_{k}" for k in ("dev", "entropy", "im", "snd")}
+    assert all(math.isfinite(v) for v in out.values())
+    assert all(m.training for m in models.modules())

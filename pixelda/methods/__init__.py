@@ -6,7 +6,7 @@ metrics, grid(models, fixed) -> list of image columns, and CLASSIFIER, the name 
 whose predictions are the method's answer.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from . import cgan, classifier, dann, pixelda
 
@@ -49,6 +49,7 @@ def restore(ckpt: dict, *, device="cpu"):
     info = DataInfo(**ckpt["data_info"])
     if cfg.method not in METHODS:
         raise UserError(f"checkpoint: method {cfg.method!r} is not known to this pixelda")
-    models = METHODS[cfg.method].build(cfg, info)
+    # The checkpoint holds the weights: no need for --pretrained's ImageNet ones.
+    models = METHODS[cfg.method].build(replace(cfg, pretrained=False), info)
     load_models(models, ckpt["models"])
     return cfg, info, models.to(device).eval()

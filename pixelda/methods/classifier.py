@@ -8,25 +8,38 @@ from torch import nn
 
 from .. import losses
 from ..adversarial import optimize
-from ..models import TaskClassifier
+from ..backbones import task_network
 from . import pixelda
 
 CLASSIFIER = "classifier"
 evaluate = pixelda.evaluate
 
 
-def build(cfg, info) -> nn.ModuleDict:
-    return nn.ModuleDict(
-        {
-            "classifier": TaskClassifier(
-                in_channels=info.channels, image_size=info.image_size, num_outputs=info.num_outputs
-            )
-        }
+def build_network(cfg, info) -> nn.Module:
+    """The task network of --backbone (--pretrained: from ImageNet weights)."""
+    return task_network(
+        cfg.backbone,
+        in_channels=info.channels,
+        image_size=info.image_size,
+        num_outputs=info.num_outputs,
+        pretrained=cfg.pretrained,
     )
 
 
+def build(cfg, info) -> nn.ModuleDict:
+    return nn.ModuleDict({"classifier": build_network(cfg, info)})
+
+
+def optimizer(params, cfg) -> torch.optim.Optimizer:
+    """--optimizer: Adam as for every method (pixelda.adam), or SGD with --momentum (Ganin &
+    Lempitsky 2015). Its lr is set by the loop before every step (adversarial.learning_rate)."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    return pixelda.adam(params, cfg)
+
+
 def optimizers(m: nn.ModuleDict, cfg) -> dict:
-    return {"classifier": pixelda.adam(m["classifier"].parameters(), cfg)}
+    return {"classifier": optimizer(m["classifier"].parameters(), cfg)}
 
 
 def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dict:

@@ -1,8 +1,9 @@
 """DANN (Ganin et al. 2016): the task tower's features feed the label predictor and, through a
 gradient reversal layer, a domain classifier; one update makes the features domain-invariant.
 
-Optimiser: the same Adam and learning-rate staircase as the other methods (pixelda.adam), not
-the paper's SGD with an annealed rate, so the baselines differ only in their losses.
+Optimiser: --optimizer and --lr-schedule, as for the other baselines (classifier.optimizer);
+`--preset paper` sets the paper's SGD with momentum and annealed rate (pixelda/recipes.py).
+The task network is --backbone's; the domain classifier reads its features.
 """
 
 import itertools
@@ -14,7 +15,7 @@ from .. import losses
 from ..adversarial import optimize
 from ..evaluate import predict
 from ..grl import dann_lambda, grad_reverse
-from ..models import DomainClassifier, TaskClassifier
+from ..models import DomainClassifier
 from . import classifier, pixelda
 
 CLASSIFIER = "classifier"
@@ -22,30 +23,30 @@ grid = classifier.grid
 
 
 def build(cfg, info) -> nn.ModuleDict:
-    tower = TaskClassifier(
-        in_channels=info.channels, image_size=info.image_size, num_outputs=info.num_outputs
+    network = classifier.build_network(cfg, info)
+    # Ganin et al. 2016, Sec. 5.2.2: x -> 100 -> 1 behind the MNIST tower, x -> 1024 -> 1024 -> 1
+    # behind their larger networks (here the ResNets).
+    tower = cfg.backbone == "tower"
+    domain = DomainClassifier(
+        in_features=network.feature_dim, hidden=100 if tower else 1024, layers=1 if tower else 2
     )
-    return nn.ModuleDict(
-        {
-            "classifier": tower,
-            "domain_classifier": DomainClassifier(in_features=tower.feature_dim),
-        }
-    )
+    return nn.ModuleDict({"classifier": network, "domain_classifier": domain})
 
 
 def optimizers(m: nn.ModuleDict, cfg) -> dict:
     # One optimizer: thanks to the reversal layer, features, label predictor and domain
     # classifier all descend one summed loss in a single step.
     params = itertools.chain(m["classifier"].parameters(), m["domain_classifier"].parameters())
-    return {"dann": pixelda.adam(params, cfg)}
+    return {"dann": classifier.optimizer(params, cfg)}
 
 
 def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dict:
     """Label loss on source images; domain loss on source and (unlabeled) target images."""
     lam = cfg.dann_weight * dann_lambda(progress)
     n_src = batch.x_src.size(0)
-    # The tower has no batch norm, so one pass over both domains equals two separate passes;
-    # the target rows' logits are not used.
+    # One pass over both domains (one call, as DDP wants). The tower has no batch norm, so it
+    # equals two separate passes; a ResNet's batch statistics cover both domains, as in common
+    # DANN implementations (e.g. TLlib). The target rows' logits are not used.
     logits, feats = m["classifier"](torch.cat([batch.x_src, batch.x_tgt]), with_features=True)
     task_loss = losses.task_loss(logits[:n_src], batch.y_src)
     domain_logits = m["domain_classifier"](grad_reverse(feats, lam))  # (2B,)

@@ -9,7 +9,8 @@ from torch import nn
 from .. import losses, speed
 from ..adversarial import frozen, optimize
 from ..evaluate import eval_mode, score
-from ..models import Discriminator, Generator, TaskClassifier
+from ..backbones import task_network
+from ..models import Discriminator, Generator
 
 CLASSIFIER = "classifier"
 
@@ -33,8 +34,12 @@ def build(cfg, info) -> nn.ModuleDict:
                 dropout=cfg.d_dropout,
                 noise_std=cfg.d_noise,
             ),
-            "classifier": TaskClassifier(
-                in_channels=c, image_size=size, num_outputs=info.num_outputs
+            "classifier": task_network(
+                cfg.backbone,
+                in_channels=c,
+                image_size=size,
+                num_outputs=info.num_outputs,
+                pretrained=cfg.pretrained,
             ),
         }
     )
