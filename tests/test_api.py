@@ -30,7 +30,6 @@ TINY_OVERRIDES = {
     "log_every": 1,
     "val_size": 100,
     "progress": False,
-    "val_size": 100,
     "validation_images": 64,
 }
 
