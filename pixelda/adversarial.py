@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import checkpoint, distributed, speed
+from . import checkpoint, distributed, speed, validators
 from .errors import UserError
 from .fileio import atomic_save_png
 from .plots import grid_image
@@ -141,6 +141,8 @@ class Run:
     loggers: list = field(default_factory=list)  # experiment trackers (pixelda/loggers.py)
     # What train_step calls: `models` itself, or under torchrun their DDP wrappers.
     train_models: nn.ModuleDict | None = None
+    # The fixed images of the label-free validators (validators.build_data); None: none logged.
+    validation: validators.ValidationData | None = None
 
 
 def log_record(run: Run, record: dict) -> None:
@@ -231,6 +233,7 @@ def evaluate(run: Run, state: LoopState) -> dict:
     """Held-out metrics; under torchrun every rank scores its share of each split."""
     distributed.sync_buffers(run.models)
     metrics = run.method.evaluate(run.models, run.data)
+    metrics.update(validators.compute(run.models, run.cfg.method, run.validation))
     state.last_eval = metrics
     keep_best(run, state, metrics)
     log_record(

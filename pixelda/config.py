@@ -26,6 +26,11 @@ AMP = ("auto", "none", "bf16")
 LR_SCHEDULES = ("step", "linear", "annealed")
 OPTIMIZERS = ("adam", "sgd")
 BACKBONES = ("tower", "resnet18", "resnet34", "resnet50")  # pixelda/backbones.py
+# Label-free validators (pixelda/validators.py, which says which way each points): regression
+# runs log dev and kid only, and kid and label_keeping need PixelDA's generator.
+VALIDATORS = ("im", "entropy", "snd", "dev", "kid", "label_keeping")
+REGRESSION_VALIDATORS = ("dev", "kid")
+GENERATOR_VALIDATORS = ("kid", "label_keeping")
 
 
 def option(default, help: str, **meta):
@@ -153,6 +158,17 @@ class TrainConfig:
         "where the hardware has it natively, none elsewhere",
         choices=AMP,
     )
+    validation_images: int = option(
+        1000,
+        "label-free validators: how many unlabeled target, held-out source and source training "
+        "images each sees (a fixed draw, the same for every run, so runs compare); 0: none",
+    )
+    select_by: str = option(
+        "im",
+        "label-free validator that picks the run's best checkpoint (needs no target labels; "
+        "regression runs: dev unless given)",
+        choices=VALIDATORS,
+    )
     # Models (Bousmalis et al. 2017, Fig. 2; official hparams.py)
     latent_dim: int = option(10, "noise dimensions z ~ U(-1, 1) (official noise_dims=10)")
     g_width: int = option(64, "generator filters (official resnet_filters=64)")
@@ -259,6 +275,8 @@ def resolve(overrides: dict) -> TrainConfig:
     method = overrides.get("method", TrainConfig.method)
     defaults = {**METHOD_DEFAULTS.get(method, {}), **METHOD_PRESETS.get((method, preset), {})}
     cfg = TrainConfig(**{**PRESETS[preset], **defaults, **overrides})
+    if cfg.task == "regression" and "select_by" not in overrides:
+        cfg.select_by = "dev"  # entropy, im and snd need class probabilities
     validate(cfg)
     return cfg
 
@@ -313,10 +331,30 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--ema-decay: expected a number in [0, 1), got {cfg.ema_decay}")
     if not 0.0 <= cfg.d_dropout < 1.0:
         raise UserError(f"--d-dropout: expected a probability in [0, 1), got {cfg.d_dropout}")
+    _validate_select_by(cfg)
     logger_names(cfg.logger)  # a UserError names an unknown tracker
     sanity.check(cfg)  # signs, the background colour, and what a step needs in memory
     if cfg.resume and cfg.overwrite:
         raise UserError("--resume and --overwrite exclude each other")
+
+
+def _validate_select_by(cfg: TrainConfig) -> None:
+    if cfg.validation_images != 0 and cfg.validation_images < 10:
+        raise UserError(
+            f"--validation-images: expected 0 (no validators) or at least 10, got "
+            f"{cfg.validation_images}"
+        )
+    if cfg.select_by not in VALIDATORS:
+        raise UserError(f"--select-by: expected one of {VALIDATORS}, got {cfg.select_by!r}")
+    if cfg.task == "regression" and cfg.select_by not in REGRESSION_VALIDATORS:
+        raise UserError(
+            f"--select-by {cfg.select_by}: needs class labels; regression runs log "
+            f"{' and '.join(REGRESSION_VALIDATORS)}"
+        )
+    if cfg.select_by in GENERATOR_VALIDATORS and cfg.method != "pixelda":
+        raise UserError(
+            f"--select-by {cfg.select_by}: needs PixelDA's generator (--method pixelda)"
+        )
 
 
 def _validate_choices(cfg: TrainConfig) -> None:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .fileio import atomic_save_png, atomic_write_bytes
+from .validators import HIGHER_IS_BETTER
 
 MIN_CELL = 64  # small images are enlarged (nearest) so a grid is readable
 
@@ -34,30 +35,40 @@ def save_grid(columns: list[torch.Tensor], path: Path) -> None:
 
 
 def save_curves(records: list[dict], path: Path) -> None:
-    """Losses (left) and held-out accuracies (right) against steps, from metrics.jsonl records."""
+    """Losses (left) and held-out accuracies (right) against steps, from metrics.jsonl records;
+    below them, when the run logs label-free validators, one small panel per validator."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    loss_keys = sorted(
-        {k for r in records if r.get("kind") == "train" for k in r if k.endswith("_loss")}
-    )
-    eval_keys = sorted(
-        {k for r in records if r.get("kind") == "eval" for k in r if k.endswith("_acc")}
-    )
-    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(11, 4))
+    evals = [r for r in records if r.get("kind") == "eval"]
+    trains = [r for r in records if r.get("kind") == "train"]
+    loss_keys = sorted({k for r in trains for k in r if k.endswith("_loss")})
+    eval_keys = sorted({k for r in evals for k in r if k.endswith("_acc")})
+    val_keys = sorted({k for r in evals for k in r if k.startswith("validator_")})
+    n = max(len(val_keys), 1)
+    fig = plt.figure(figsize=(11, 7 if val_keys else 4))
+    grid = fig.add_gridspec(2 if val_keys else 1, 2 * n)
+    ax_l, ax_a = fig.add_subplot(grid[0, :n]), fig.add_subplot(grid[0, n:])
     for key in loss_keys:
-        pts = [(r["step"], r[key]) for r in records if r.get("kind") == "train" and key in r]
-        ax_l.plot(*zip(*pts), label=key)
+        ax_l.plot(*zip(*[(r["step"], r[key]) for r in trains if key in r]), label=key)
     for key in eval_keys:
-        pts = [(r["step"], r[key]) for r in records if r.get("kind") == "eval" and key in r]
-        ax_a.plot(*zip(*pts), marker="o", label=key)
+        ax_a.plot(*zip(*[(r["step"], r[key]) for r in evals if key in r]), marker="o", label=key)
     ax_l.set(xlabel="step", ylabel="loss", title="training losses")
     ax_a.set(xlabel="step", ylabel="accuracy", title="held-out accuracy", ylim=(0, 1))
     for ax in (ax_l, ax_a):
         if ax.lines:
             ax.legend(fontsize=8)
+    for i, key in enumerate(val_keys):
+        ax = fig.add_subplot(grid[1, 2 * i : 2 * i + 2])
+        ax.plot(*zip(*[(r["step"], r[key]) for r in evals if key in r]), marker="o")
+        name = key.removeprefix("validator_")
+        way = {True: "higher", False: "lower"}.get(HIGHER_IS_BETTER.get(name), "?")
+        ax.set_title(f"{name} ({way} better)", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in fig.axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, checkpoint, distributed, loggers, speed
+from . import __version__, checkpoint, distributed, loggers, speed, validators
 from .adversarial import LoopState, Run, fit
 from .api import TrainModule
 from .config import TrainConfig, resolve, train_parser
@@ -295,6 +295,7 @@ def setup(cfg: TrainConfig, ckpt: dict | None) -> tuple[Run, LoopState]:
         rundir=RunDir(cfg.out),
         info=info.to_dict(),
         train_models=distributed.wrap(models, optimizers, device),
+        validation=validators.build_data(data, cfg.validation_images),
     )
     if distributed.is_main():
         counts = ", ".join(

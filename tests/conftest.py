@@ -35,6 +35,9 @@ TINY = [
     "--val-size",
     "100",
     "--no-progress",
+    # the label-free validators on 64 images, not 1,000 (pixelda/validators.py)
+    "--validation-images",
+    "64",
 ]
 
 

@@ -30,6 +30,7 @@ TINY_OVERRIDES = {
     "log_every": 1,
     "val_size": 100,
     "progress": False,
+    "validation_images": 64,
 }
 
 

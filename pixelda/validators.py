@@ -1,0 +1,246 @@
+"""Label-free model selection: scores of a run's models from unlabeled target images and labeled
+source images only, for choosing a run or a checkpoint when the target has no labels.
+
+Pure functions on tensors and models (no files). `compute` is what the loop logs at every
+evaluation, as `validator_<name>`; HIGHER_IS_BETTER and `better` say which way each one points.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import to_float
+from .evaluate import eval_mode
+
+# Which way each validator points. Regression runs get dev and kid only: entropy, im, snd and
+# label_keeping need class probabilities.
+HIGHER_IS_BETTER = {
+    "entropy": False,
+    "im": True,
+    "snd": True,
+    "dev": False,
+    "kid": False,
+    "label_keeping": True,
+}
+SUBSET = 1000  # images per fixed subset (target, held-out source, source train): the default
+SEED = 0  # one subset and one noise for every run, whatever its --seed, so runs compare
+SND_TEMPERATURE = 0.05  # Saito et al. 2021
+DEV_L2 = 0.01  # ridge penalty of DEV's logistic domain classifier (standardized features)
+BATCH = 500
+
+
+def better(name: str, a: float, b: float) -> bool:
+    """Is validator `name`'s value a strictly better than b?"""
+    return a > b if HIGHER_IS_BETTER[name] else a < b
+
+
+@dataclass
+class ValidationData:
+    """The fixed images the validators see, chosen once per run (seeded by SEED, not --seed).
+
+    x_tgt: uint8 (N, C, S, S) unlabeled target training images; x_src, y_src: held-out labeled
+    source images (the source test split: never trained on); x_src_train: source training
+    images, which DEV's domain classifier learns from."""
+
+    x_tgt: torch.Tensor
+    x_src: torch.Tensor
+    y_src: torch.Tensor
+    x_src_train: torch.Tensor
+
+
+def _pick(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    return torch.randperm(n, generator=g)[: min(n, size)].sort().values
+
+
+def build_data(data, size: int = SUBSET) -> ValidationData | None:
+    """Fixed subsets of `size` images of a RunData-like object (source_train, source_test,
+    target_train); None when size is 0 or there are no target images (the cgan). Without a
+    source test split, the held-out source images are source training images DEV does not fit."""
+    train, held = data.source_train, data.source_test
+    if size == 0 or data.target_train is None or len(data.target_train) < 2 or len(train) < 4:
+        return None  # kid and snd need two images a side, DEV two held-out ones
+    g = torch.Generator().manual_seed(SEED)
+    x_tgt = data.target_train.images[_pick(len(data.target_train), size, g)]
+    order = torch.randperm(len(train), generator=g)
+    fit = order[: min(size, len(train) // 2)].sort().values
+    if held is None or held.labels is None or len(held) < 2:
+        held, idx = train, order[len(fit) :][:size].sort().values
+    else:
+        idx = _pick(len(held), size, g)
+    return ValidationData(x_tgt, held.images[idx], held.labels[idx], train.images[fit])
+
+
+def entropy(logits: torch.Tensor) -> float:
+    """Mean entropy (nats) of the per-image predictions, logits (N, K). Lower is better (confident
+    target predictions); needs class logits only. A collapsed classifier also scores well:
+    read it with im."""
+    return _entropies(logits).mean().item()
+
+
+def _entropies(logits: torch.Tensor) -> torch.Tensor:
+    logp = F.log_softmax(logits.double(), dim=1)
+    return -(logp.exp() * logp).sum(1)
+
+
+def im(logits: torch.Tensor) -> float:
+    """Information maximisation: entropy of the mean prediction minus the mean per-image entropy,
+    logits (N, K) -> in [0, log K]. Higher is better: confident predictions (low per-image
+    entropy) spread over the classes (high entropy of their mean). Needs class logits only."""
+    p_mean = F.softmax(logits.double(), dim=1).mean(0)
+    h_mean = -(p_mean * p_mean.clamp_min(1e-300).log()).sum()
+    return (h_mean - _entropies(logits).mean()).item()
+
+
+def snd(logits: torch.Tensor, temperature: float = SND_TEMPERATURE) -> float:
+    """Soft neighbourhood density (Saito et al. ICCV 2021), logits (N, K), N >= 2.
+
+    The softmax predictions, L2-normalized; their cosine similarities to the other N - 1 images
+    (self left out), divided by the temperature and softmaxed into a neighbour distribution
+    per image; the mean entropy of those distributions. Higher is better: target images sit in
+    dense neighbourhoods of similar predictions. Needs class logits only."""
+    f = F.normalize(F.softmax(logits.double(), dim=1), dim=1)
+    n = f.size(0)
+    sim = (f @ f.T)[~torch.eye(n, dtype=torch.bool)].view(n, n - 1)
+    logp = F.log_softmax(sim / temperature, dim=1)
+    return -(logp.exp() * logp).sum(1).mean().item()
+
+
+def dev_risk(losses: torch.Tensor, weights: torch.Tensor) -> float:
+    """Deep embedded validation risk (You et al. ICML 2019) from per-image losses (N,) of held-out
+    source images and their importance weights (N,), p_target(x) / p_source(x).
+
+    The weighted losses' mean, with the control variate: eta = -Cov(w l, w) / Var(w) and
+    risk = mean(w l) + eta mean(w) - eta (sample covariances, N - 1). Lower is better."""
+    losses, weights = losses.double(), weights.double()
+    weighted = weights * losses
+    var = weights.var()
+    eta = 0.0
+    if var > 0:
+        eta = -torch.cov(torch.stack([weighted, weights]))[0, 1] / var
+    return (weighted.mean() + eta * weights.mean() - eta).item()
+
+
+def density_ratio(
+    f_src: torch.Tensor, f_tgt: torch.Tensor, f_eval: torch.Tensor, l2: float = DEV_L2
+) -> torch.Tensor:
+    """Importance weights p_target(f) / p_source(f) at f_eval (M, D), from a logistic domain
+    classifier fit on source features f_src (Ns, D) against target features f_tgt (Nt, D):
+    (Ns / Nt) * P(target | f) / P(source | f) -> (M,).
+
+    The classifier: standardized features, an L2 penalty `l2` on the weights (not the bias), 25
+    Newton steps in float64; deterministic, and no autograd, so it runs under inference_mode."""
+    x = torch.cat([f_src, f_tgt]).double()
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+
+    def design(f):
+        return torch.cat([(f.double() - mean) / std, torch.ones(len(f), 1, dtype=x.dtype)], 1)
+
+    a = design(x)
+    y = torch.cat([torch.zeros(len(f_src)), torch.ones(len(f_tgt))]).double()
+    ridge = torch.full((a.size(1),), l2, dtype=x.dtype)
+    ridge[-1] = 0.0
+    w = torch.zeros(a.size(1), dtype=x.dtype)
+    for _ in range(25):
+        p = torch.sigmoid(a @ w)
+        grad = a.T @ (p - y) / len(y) + ridge * w
+        hess = (a.T * (p * (1 - p))) @ a / len(y) + torch.diag(ridge)
+        w = w - torch.linalg.solve(hess + 1e-9 * torch.eye(len(w), dtype=x.dtype), grad)
+    log_odds = design(f_eval) @ w
+    return (log_odds.exp() * len(f_src) / len(f_tgt)).float()
+
+
+def kid(f_x: torch.Tensor, f_y: torch.Tensor) -> float:
+    """Kernel inception distance (Binkowski et al. 2018) between feature sets f_x (M, D) and
+    f_y (N, D), M, N >= 2: the unbiased MMD^2 with kernel k(a, b) = (a.b / D + 1)^3. Zero in
+    expectation for samples of one distribution (so it can be slightly negative). Lower is
+    better."""
+    f_x, f_y = f_x.double(), f_y.double()
+    d, m, n = f_x.size(1), f_x.size(0), f_y.size(0)
+    k_xx = (f_x @ f_x.T / d + 1) ** 3
+    k_yy = (f_y @ f_y.T / d + 1) ** 3
+    k_xy = (f_x @ f_y.T / d + 1) ** 3
+    return (
+        (k_xx.sum() - k_xx.diagonal().sum()) / (m * (m - 1))
+        + (k_yy.sum() - k_yy.diagonal().sum()) / (n * (n - 1))
+        - 2 * k_xy.mean()
+    ).item()
+
+
+def label_keeping(src_logits: torch.Tensor, fake_logits: torch.Tensor) -> float:
+    """Fraction of source images whose predicted class T keeps on their adapted version:
+    argmax T(x_src) == argmax T(G(x_src, z)), logits (N, K) each. Higher is better; a drop
+    means G stopped keeping labels. Needs class logits and a generator."""
+    return (src_logits.argmax(1) == fake_logits.argmax(1)).double().mean().item()
+
+
+def _outputs(classifier: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The task network's logits (N, K) and the features its last linear layer reads (the
+    tower's 100-unit hidden layer, a ResNet's pooled features): the representation DEV's
+    domain classifier and KID compare."""
+    hidden, head = classifier.features(x), classifier.head
+    if isinstance(head, nn.Sequential):
+        hidden, head = head[:-1](hidden), head[-1]
+    return head(hidden), hidden
+
+
+def _embed(classifier, images, device, generator=None, z=None):
+    """(logits, features) on the CPU for uint8 images, in batches; through G first if given."""
+    logits, feats = [], []
+    for i, part in enumerate(images.split(BATCH)):
+        x = to_float(part.to(device))
+        if generator is not None:
+            x = generator(x, z[i * BATCH : i * BATCH + len(part)].to(device))
+        out, hidden = _outputs(classifier, x)
+        logits.append(out.float().cpu())
+        feats.append(hidden.float().cpu())
+    return torch.cat(logits), torch.cat(feats)
+
+
+def per_image_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The task loss of each image (N,): cross-entropy for class labels, the mean squared error
+    over the K outputs for regression targets (N, K)."""
+    if targets.dtype.is_floating_point:
+        return (outputs.double() - targets.double()).pow(2).mean(1)
+    return F.cross_entropy(outputs.double(), targets, reduction="none")
+
+
+def compute(models: nn.ModuleDict, method_name: str, data: ValidationData | None) -> dict:
+    """Every validator that applies to the run -> {"validator_<name>": float}.
+
+    Methods with a task classifier get dev (and, for class labels, entropy, im, snd); PixelDA
+    also gets kid and label_keeping for its generator, on the first half of the held-out
+    source images (G is the slow part). kid compares those images, adapted, with the target
+    subset in the features of the run's own classifier, which never saw a real target image:
+    it measures the shift that classifier is left with (features scaled by the target
+    features' root mean square, so checkpoints compare). Nothing for the cgan (no classifier;
+    its judge scores it). Models run in eval mode under inference_mode, their train/eval modes
+    restored after; the run's random state is left untouched."""
+    if data is None or "classifier" not in models:
+        return {}
+    classifier = models["classifier"]
+    generator = models["generator"] if method_name == "pixelda" else None
+    used = [m for m in (classifier, generator) if m is not None]
+    device = next(classifier.parameters()).device
+    regression = data.y_src.dtype.is_floating_point
+    with torch.inference_mode(), eval_mode(*used):
+        tgt_logits, tgt_f = _embed(classifier, data.x_tgt, device)
+        src_logits, src_f = _embed(classifier, data.x_src, device)
+        train_f = _embed(classifier, data.x_src_train, device)[1]
+        weights = density_ratio(train_f, tgt_f, src_f)
+        out = {"dev": dev_risk(per_image_loss(src_logits, data.y_src), weights)}
+        if not regression:
+            out.update(entropy=entropy(tgt_logits), im=im(tgt_logits), snd=snd(tgt_logits))
+        if generator is not None:
+            g = torch.Generator().manual_seed(SEED)
+            x_src = data.x_src[: max(2, len(data.x_src) // 2)]
+            z = torch.rand(len(x_src), generator.latent_dim, generator=g) * 2 - 1
+            fake_logits, fake_f = _embed(classifier, x_src, device, generator, z)
+            # One scale for every checkpoint: target features get a mean square of 1 per
+            # dimension, as T's feature scale grows with training.
+            scale = tgt_f.pow(2).mean().sqrt().clamp_min(1e-12)
+            out["kid"] = kid(fake_f / scale, tgt_f / scale)
+            if not regression:
+                out["label_keeping"] = label_keeping(src_logits[: len(x_src)], fake_logits)
+    return {f"validator_{k}": v for k, v in out.items()}

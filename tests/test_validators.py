@@ -1,0 +1,236 @@
+"""Label-free validators: each against a hand-computed value on a tiny case, which way each
+points, and compute() as the loop calls it (eval mode, inference mode, modes and RNG kept)."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from pixelda import config, validators
+from pixelda.data import ImageSet
+from pixelda.errors import UserError
+from pixelda.methods import METHODS, DataInfo
+
+
+def _h(*p: float) -> float:
+    """Entropy (nats) of a distribution written out by hand."""
+    return -sum(x * math.log(x) for x in p if x > 0)
+
+
+# Two images, two classes: softmax([0, 0]) = (1/2, 1/2), softmax([log 3, 0]) = (3/4, 1/4).
+TWO = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])
+
+
+def test_entropy_hand_value():
+    assert validators.entropy(TWO) == pytest.approx((_h(0.5, 0.5) + _h(0.75, 0.25)) / 2)
+
+
+def test_im_hand_value():
+    # mean prediction (5/8, 3/8)
+    expected = _h(0.625, 0.375) - (_h(0.5, 0.5) + _h(0.75, 0.25)) / 2
+    assert validators.im(TWO) == pytest.approx(expected)
+
+
+def test_im_and_entropy_prefer_confident_diverse_predictions():
+    diverse = 20 * torch.eye(3).repeat(4, 1)  # confident, each class 4 times
+    constant = 20 * torch.eye(3)[[0] * 12]  # confident, always class 0
+    uniform = torch.zeros(12, 3)
+    assert validators.im(diverse) == pytest.approx(math.log(3), abs=1e-6)
+    assert validators.im(constant) == pytest.approx(0.0, abs=1e-6)
+    assert validators.im(uniform) == pytest.approx(0.0, abs=1e-9)
+    assert validators.better("im", validators.im(diverse), validators.im(constant))
+    assert validators.better("entropy", validators.entropy(diverse), validators.entropy(uniform))
+    # entropy alone cannot tell a collapsed classifier from a good one; im can
+    assert validators.entropy(constant) == pytest.approx(validators.entropy(diverse))
+
+
+def test_snd_hand_value():
+    # Predictions (almost exactly) one-hot: e0, e0, e1. Image 0's neighbours (1, 2) have
+    # cosine similarities (1, 0), so its neighbour distribution is softmax((1, 0) / T); the
+    # same for image 1; image 2's neighbours have (0, 0): uniform, entropy log 2.
+    logits = 100 * torch.eye(2)[[0, 0, 1]]
+    q = 1 / (1 + math.exp(-1 / 0.05))
+    expected = (2 * _h(q, 1 - q) + math.log(2)) / 3
+    assert validators.snd(logits) == pytest.approx(expected, abs=1e-9)
+
+
+def test_snd_prefers_dense_neighbourhoods():
+    clustered = 20 * torch.eye(3).repeat(10, 1)  # 10 images per class, confident
+    scattered = 5 * torch.randn(30, 3, generator=torch.Generator().manual_seed(0))
+    assert validators.snd(clustered) == pytest.approx(math.log(9), abs=1e-6)
+    assert validators.better("snd", validators.snd(clustered), validators.snd(scattered))
+
+
+def test_dev_risk_hand_value():
+    losses = torch.tensor([1.0, 0.0, 2.0, 1.0])
+    weights = torch.tensor([0.5, 1.5, 1.0, 2.0])
+    # w l = (0.5, 0, 2, 2), mean 1.125; mean w = 1.25
+    # Cov(w l, w) = [(-0.625)(-0.75) + (-1.125)(0.25) + (0.875)(-0.25) + (0.875)(0.75)] / 3
+    #             = (0.46875 - 0.28125 - 0.21875 + 0.65625) / 3 = 0.625 / 3
+    # Var(w) = (0.5625 + 0.0625 + 0.0625 + 0.5625) / 3 = 1.25 / 3; eta = -0.5
+    expected = 1.125 + (-0.5) * 1.25 - (-0.5)
+    assert validators.dev_risk(losses, weights) == pytest.approx(expected)
+    # equal weights: no correction, the plain mean loss
+    assert validators.dev_risk(losses, torch.ones(4)) == pytest.approx(1.0)
+
+
+def test_density_ratio_weighs_target_like_source_images_up():
+    g = torch.Generator().manual_seed(0)
+    f_src = torch.randn(400, 2, generator=g)
+    f_tgt = torch.randn(400, 2, generator=g) + torch.tensor([2.0, 0.0])
+    points = torch.tensor([[-2.0, 0.0], [0.0, 0.0], [2.0, 0.0]])
+    w = validators.density_ratio(f_src, f_tgt, points)
+    assert w[0] < w[1] < w[2]
+    # Gaussians with equal covariance: the true log ratio is linear, 2 x_1 - 2; unpenalized,
+    # the fit finds it; the default penalty shrinks it towards 0 (tamer weights)
+    exact = validators.density_ratio(f_src, f_tgt, points, l2=0.0).log()
+    assert exact.tolist() == pytest.approx([-6.0, -2.0, 2.0], abs=0.6)
+    assert (w.log().abs() < exact.abs()).all()
+    same = validators.density_ratio(f_src, torch.randn(400, 2, generator=g), f_src)
+    assert same.mean().item() == pytest.approx(1.0, abs=0.1)
+
+
+def test_dev_is_lower_when_source_errors_avoid_target_like_images():
+    weights = torch.tensor([0.1, 0.1, 1.9, 1.9])  # the last two look like the target
+    errs_far = torch.tensor([2.0, 2.0, 0.1, 0.1])
+    errs_near = torch.tensor([0.1, 0.1, 2.0, 2.0])
+    assert validators.better(
+        "dev", validators.dev_risk(errs_far, weights), validators.dev_risk(errs_near, weights)
+    )
+
+
+def test_kid_hand_value():
+    # D = 1, k(a, b) = (a b + 1)^3; X = {0, 1}, Y = {1, 2}
+    # k_xx off-diagonal: k(0, 1) = 1 -> 1; k_yy: k(1, 2) = 27 -> 27
+    # k_xy: k(0,1) + k(0,2) + k(1,1) + k(1,2) = 1 + 1 + 8 + 27 = 37 -> 37 / 4
+    x, y = torch.tensor([[0.0], [1.0]]), torch.tensor([[1.0], [2.0]])
+    assert validators.kid(x, y) == pytest.approx(1 + 27 - 2 * 37 / 4)
+    assert validators.kid(x, y) == pytest.approx(validators.kid(y, x))
+
+
+def test_kid_is_zero_in_expectation_for_one_distribution_and_grows_with_a_shift():
+    g = torch.Generator().manual_seed(0)
+
+    def draw(shift=0.0):
+        return torch.randn(100, 8, generator=g) + shift
+
+    same = [validators.kid(draw(), draw()) for _ in range(10)]
+    shifted = [validators.kid(draw(), draw(0.5)) for _ in range(10)]
+    spread = torch.tensor(same).std().item()
+    assert abs(sum(same) / 10) < spread  # unbiased: the mean is within noise of 0
+    assert min(shifted) > max(same)
+    assert validators.better("kid", sum(same) / 10, sum(shifted) / 10)
+
+
+def test_label_keeping_hand_value():
+    src = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [2.0, 0.0, 0.0]])
+    fake = torch.tensor([[1.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 1.0, 0.0], [5.0, 0.0, 0.0]])
+    assert validators.label_keeping(src, fake) == pytest.approx(0.75)
+
+
+def test_config_names_every_validator_and_directions_are_complete():
+    assert set(config.VALIDATORS) == set(validators.HIGHER_IS_BETTER)
+    assert validators.better("entropy", 0.1, 0.2) and not validators.better("im", 0.1, 0.2)
+    assert not validators.better("im", 0.2, 0.2)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"select_by": "accuracy"}, "expected one of"),
+        ({"select_by": "kid", "method": "dann"}, "needs PixelDA's generator"),
+        ({"select_by": "im", "task": "regression"}, "needs class labels"),
+        ({"validation_images": 5}, "at least 10"),
+    ],
+)
+def test_select_by_is_checked(overrides, message):
+    with pytest.raises(UserError, match=message):
+        config.resolve(overrides)
+    assert config.resolve({}).select_by == "im"
+    assert config.resolve({"task": "regression"}).select_by == "dev"
+
+
+def _images(n, seed, size=16):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
+
+
+def _run_data(*, regression=False, n=24, size=16):
+    labels = (
+        torch.rand(n, 2, generator=torch.Generator().manual_seed(3))
+        if regression
+        else torch.arange(n) % 3
+    )
+    classes = None if regression else ["a", "b", "c"]
+    return SimpleNamespace(
+        source_train=ImageSet(_images(n, 0, size), labels, "src", classes),
+        source_test=ImageSet(_images(n, 1, size), labels, "src-test", classes),
+        target_train=ImageSet(_images(n, 2, size), None, "tgt"),
+    )
+
+
+def test_build_data_is_fixed_and_keeps_held_out_source_apart():
+    data = _run_data()
+    a, b = validators.build_data(data, size=10), validators.build_data(data, size=10)
+    assert torch.equal(a.x_tgt, b.x_tgt) and torch.equal(a.x_src, b.x_src)
+    assert len(a.x_tgt) == 10 and len(a.x_src) == 10 and len(a.x_src_train) == 10
+    # no source test split: held-out images come from the training images DEV does not fit
+    data.source_test = None
+    c = validators.build_data(data, size=10)
+    fit = {bytes(x.numpy()) for x in c.x_src_train}
+    assert not fit & {bytes(x.numpy()) for x in c.x_src}
+    assert validators.build_data(data, size=0) is None  # --validation-images 0: none
+    data.target_train = None
+    assert validators.build_data(data) is None
+
+
+EXPECTED = {
+    ("pixelda", False): {"dev", "entropy", "im", "snd", "kid", "label_keeping"},
+    ("dann", False): {"dev", "entropy", "im", "snd"},
+    ("source-only", False): {"dev", "entropy", "im", "snd"},
+    ("pixelda", True): {"dev", "kid"},
+    ("source-only", True): {"dev"},
+}
+
+
+@pytest.mark.parametrize("method, regression", list(EXPECTED))
+@pytest.mark.parametrize("training", [True, False])
+def test_compute_runs_in_eval_and_inference_mode_and_restores_modes(method, regression, training):
+    cfg = config.resolve(
+        {"method": method, "image_size": 16, "g_width": 8, "g_blocks": 1, "d_width": 8}
+    )
+    info = DataInfo(3, 16, 2 if regression else 3, None if regression else ["a", "b", "c"])
+    torch.manual_seed(0)
+    models = METHODS[method].build(cfg, info).train(training)
+    seen = []
+    for m in models.modules():
+        m.register_forward_pre_hook(
+            lambda mod, args: seen.append((mod.training, torch.is_inference_mode_enabled()))
+        )
+    rng = torch.get_rng_state()
+    out = validators.compute(
+        models, method, validators.build_data(_run_data(regression=regression))
+    )
+    assert set(out) == {f"validator_{k}" for k in EXPECTED[method, regression]}
+    assert all(math.isfinite(v) for v in out.values())
+    assert seen and all(not train and inference for train, inference in seen)
+    assert all(m.training == training for m in models.modules())
+    assert torch.equal(torch.get_rng_state(), rng)  # the run's random numbers are untouched
+
+
+def test_compute_logs_nothing_without_a_classifier_or_target():
+    cfg = config.resolve({"method": "cgan", "image_size": 16, "g_width": 8, "d_width": 8})
+    models = METHODS["cgan"].build(cfg, DataInfo(3, 16, 3, ["a", "b", "c"]))
+    assert validators.compute(models, "cgan", validators.build_data(_run_data())) == {}
+    assert validators.compute(models, "cgan", None) == {}
+
+
+def test_compute_with_a_resnet_backbone():
+    cfg = config.resolve({"method": "dann", "image_size": 32, "backbone": "resnet18"})
+    models = METHODS["dann"].build(cfg, DataInfo(3, 32, 3, ["a", "b", "c"])).train()
+    data = validators.build_data(_run_data(size=32), size=10)
+    out = validators.compute(models, "dann", data)
+    assert set(out) == {f"validator_{k}" for k in ("dev", "entropy", "im", "snd")}
+    assert all(math.isfinite(v) for v in out.values())
+    assert all(m.training for m in models.modules())
