@@ -143,6 +143,7 @@ class Run:
     train_models: nn.ModuleDict | None = None
     # The fixed images of the label-free validators (validators.build_data); None: none logged.
     validation: validators.ValidationData | None = None
+    label_keeping: list = field(default_factory=list)  # validator_label_keeping so far
 
 
 def log_record(run: Run, record: dict) -> None:
@@ -209,17 +210,36 @@ def save_checkpoint(run: Run, state: LoopState, path=None) -> None:
 SELECTION_METRICS = (("target_val_acc", True), ("target_val_rmse", False))
 
 
-def selection(metrics: dict) -> tuple[str, float, bool] | None:
-    """(metric, value, higher is better) by which best.pt is chosen, None if there is none."""
+def selection(metrics: dict, select_by: str = "") -> tuple[str, float, bool] | None:
+    """(metric, value, higher is better) by which best.pt is chosen: the labeled validation
+    score, else the label-free validator `select_by` (--select-by); None if there is neither."""
     for name, higher in SELECTION_METRICS:
         if metrics.get(name) is not None:
             return name, metrics[name], higher
+    key = f"validator_{select_by}"
+    if select_by and metrics.get(key) is not None:
+        return key, metrics[key], validators.HIGHER_IS_BETTER[select_by]
     return None
+
+
+def warn_label_keeping(state: LoopState, metrics: dict, history: list) -> None:
+    """One console line when G stops keeping labels (validators.keeping_flag: T's agreement
+    between source and adapted images low, or fallen from the run's best; rank 0 only)."""
+    value = metrics.get("validator_label_keeping")
+    if value is None:
+        return
+    history.append(value)
+    flag = validators.keeping_flag(value, max(history))
+    if flag and distributed.is_main():
+        tqdm.write(
+            f"warning: step {state.step}: {flag}: the generator may be changing the source's "
+            f"class (python -m pixelda.select RUN shows every evaluation)"
+        )
 
 
 def keep_best(run: Run, state: LoopState, metrics: dict) -> None:
     """Write best.pt when this evaluation's validation score beats every earlier one's."""
-    chosen = selection(metrics)
+    chosen = selection(metrics, getattr(run.cfg, "select_by", ""))
     if chosen is None:
         return
     name, value, higher = chosen
@@ -236,6 +256,7 @@ def evaluate(run: Run, state: LoopState) -> dict:
     metrics.update(validators.compute(run.models, run.cfg.method, run.validation))
     state.last_eval = metrics
     keep_best(run, state, metrics)
+    warn_label_keeping(state, metrics, run.label_keeping)
     log_record(
         run,
         {

@@ -9,11 +9,9 @@ from pathlib import Path
 
 from .errors import CliParser, UserError, cli
 from .rundir import RunDir
-from .validators import HIGHER_IS_BETTER
+from .validators import HIGHER_IS_BETTER, keeping_flag
 
 DEFAULT = "im"  # the config's --select-by default
-KEEPING_FLOOR = 0.9  # label_keeping below this is flagged
-KEEPING_DROP = 0.05  # ... and so is a fall of more than 5 points from the run's best so far
 
 
 def evaluations(run: str | Path) -> list[dict]:
@@ -28,18 +26,14 @@ def evaluations(run: str | Path) -> list[dict]:
 
 
 def keeping_flags(records: list[dict]) -> list[str]:
-    """Per eval record, "" or why its label_keeping is flagged: below KEEPING_FLOOR, or more
-    than KEEPING_DROP below the highest value the run had reached by then."""
+    """Per eval record, "" or why its label_keeping is flagged (validators.keeping_flag)."""
     flags, best = [], None
     for r in records:
         value = r.get("validator_label_keeping")
         flag = ""
         if value is not None:
             best = value if best is None else max(best, value)
-            if value < KEEPING_FLOOR:
-                flag = f"label keeping {value:.2f} < {KEEPING_FLOOR}"
-            elif value < best - KEEPING_DROP:
-                flag = f"label keeping fell to {value:.2f} from {best:.2f}"
+            flag = keeping_flag(value, best)
         flags.append(flag)
     return flags
 

@@ -31,6 +31,19 @@ DEV_L2 = 0.01  # ridge penalty of DEV's logistic domain classifier (standardized
 BATCH = 500
 
 
+KEEPING_FLOOR = 0.9  # label_keeping below this is flagged
+KEEPING_DROP = 0.05  # ... and so is a fall of more than 5 points from the run's best so far
+
+
+def keeping_flag(value: float, best: float) -> str:
+    """"" or why a label_keeping `value` is flagged, given the best the run had reached."""
+    if value < KEEPING_FLOOR:
+        return f"label keeping {value:.2f} < {KEEPING_FLOOR}"
+    if value < best - KEEPING_DROP:
+        return f"label keeping fell to {value:.2f} from {best:.2f}"
+    return ""
+
+
 def better(name: str, a: float, b: float) -> bool:
     """Is validator `name`'s value a strictly better than b?"""
     return a > b if HIGHER_IS_BETTER[name] else a < b

@@ -1,6 +1,7 @@
 """Label-free validators: each against a hand-computed value on a tiny case, which way each
 points, and compute() as the loop calls it (eval mode, inference mode, modes and RNG kept)."""
 
+import json
 import math
 from types import SimpleNamespace
 
@@ -234,3 +235,49 @@ def test_compute_with_a_resnet_backbone():
     assert set(out) == {f"validator_{k}" for k in ("dev", "entropy", "im", "snd")}
     assert all(math.isfinite(v) for v in out.values())
     assert all(m.training for m in models.modules())
+
+
+def test_without_labeled_validation_best_pt_follows_select_by(tmp_path):
+    """A flat (unlabeled) target folder has no validation split: best.pt keeps the evaluation
+    with the best --select-by validator, in that validator's direction."""
+    from pixelda import checkpoint, train
+
+    from .conftest import TINY, write_image_folder
+
+    source = write_image_folder(tmp_path / "src", classes=3, per_class=20, size=16)
+    photos = write_image_folder(tmp_path / "t", classes=1, per_class=12, size=16, seed=1)
+    target = tmp_path / "photos"
+    target.mkdir()
+    for i, f in enumerate(sorted((photos / "class0").iterdir())):  # flat: no class folders
+        f.rename(target / f"{i}.png")
+    out = tmp_path / "run"
+    summary = train.main(
+        [
+            *TINY,
+            "--out",
+            str(out),
+            "--steps",
+            "4",
+            "--eval-every",
+            "1",
+            "--source",
+            f"folder:{source}",
+            "--target",
+            f"folder:{target}",
+            "--select-by",
+            "entropy",
+        ]
+    )
+    evals = [
+        r
+        for r in json.loads("[" + ",".join((out / "metrics.jsonl").read_text().splitlines()) + "]")
+        if r["kind"] == "eval"
+    ]
+    assert "target_val_acc" not in evals[0]
+    best = min(evals, key=lambda r: (r["validator_entropy"], r["step"]))  # lower is better
+    assert summary["best"] == {
+        "step": best["step"],
+        "metric": "validator_entropy",
+        "value": best["validator_entropy"],
+    }
+    assert checkpoint.load(out / "best.pt")["step"] == best["step"]
