@@ -20,6 +20,13 @@ from pixelda.config import train_parser  # noqa: E402
 from pixelda.data import DataOptions, load, split_validation  # noqa: E402
 
 
+def _finished(run: Path) -> bool:
+    try:
+        return bool(json.loads((run / "summary.json").read_text()).get("finished"))
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     argv = sys.argv[1:] if argv is None else argv
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -37,16 +44,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for seed in range(args.seeds):
         for target, extra_opts in (("release", {}), ("recipe", {"photos": photos})):
+            out = Path(args.out) / f"{target}-seed{seed}"
             if target == "release" and seed < len(args.release_runs):
                 checkpoint = Path(args.release_runs[seed]) / "ckpt.pt"
+            elif _finished(out):  # an earlier call trained it: reuse
+                checkpoint = out / "ckpt.pt"
             else:
                 checkpoint = pixelda.train(
                     **{**overrides, **extra_opts},
                     data_root=str(root),
                     steps=args.steps,
                     seed=seed,
-                    out=f"{args.out}/{target}-seed{seed}",
-                    overwrite=True,
+                    out=str(out),
+                    overwrite=out.exists(),
                     progress=False,
                 ).checkpoint
             adapter = pixelda.load(checkpoint)

@@ -65,8 +65,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"{summary['train_s']:.0f}s training",
             flush=True,
         )
-    print(f"\n| variant ({args.target}, {args.steps} steps, seed {args.seed}) | flags | "
-          "validation at the end | best validation (step) | training s |")
+    print(
+        f"\n| variant ({args.target}, {args.steps} steps, seed {args.seed}) | flags | "
+        "validation at the end | best validation (step) | training s |"
+    )
     print("|---|---|---|---|---|")
     for r in rows:
         s, flags = r["summary"], VARIANTS[r["variant"]]

@@ -244,7 +244,11 @@ def keep_best(run: Run, state: LoopState, metrics: dict) -> None:
         return
     name, value, higher = chosen
     best = state.best.get("value")
-    if best is None or state.best.get("metric") != name or (value > best if higher else value < best):
+    if (
+        best is None
+        or state.best.get("metric") != name
+        or (value > best if higher else value < best)
+    ):
         state.best = {"step": state.step, "metric": name, "value": value}
         save_checkpoint(run, state, run.rundir.best)
 

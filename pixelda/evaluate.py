@@ -108,7 +108,10 @@ def labeled_split(cfg: EvaluateConfig, run_cfg, opts, channels: int) -> tuple[st
             return spec, data
         if cfg.split == "test":
             raise UserError(f"--split test: {missing_test_reason(spec, opts)}")
-        print(f"note: {missing_test_reason(spec, opts)}; scoring the validation split", file=sys.stderr)
+        print(
+            f"note: {missing_test_reason(spec, opts)}; scoring the validation split",
+            file=sys.stderr,
+        )
     spec = cfg.data or run_cfg.target
     full = load(spec, "train", opts, channels=channels)
     if full is None or full.labels is None:

@@ -195,7 +195,9 @@ def config_from_args(argv: list[str] | None) -> tuple[TrainConfig, dict | None]:
 
 def fresh_out(method: str) -> str:
     """runs/METHOD, or the first of runs/METHOD-2, -3, ... that is missing or empty."""
-    candidates = (Path("runs") / (method if n == 1 else f"{method}-{n}") for n in itertools.count(1))
+    candidates = (
+        Path("runs") / (method if n == 1 else f"{method}-{n}") for n in itertools.count(1)
+    )
     return str(next(p for p in candidates if not p.exists() or not any(p.iterdir())))
 
 
@@ -430,7 +432,10 @@ def report(summary: dict, state: LoopState, rundir: RunDir) -> None:
     ]
     print(
         f"step {state.step}: "
-        + (", ".join(parts) or ("not evaluated" if state.interrupted else "no labeled held-out data"))
+        + (
+            ", ".join(parts)
+            or ("not evaluated" if state.interrupted else "no labeled held-out data")
+        )
         + f" (held-out, eval mode); {summary['train_s']:.0f}s training; run in {rundir.path}"
     )
     if state.best:

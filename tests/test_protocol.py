@@ -114,7 +114,8 @@ def _usps_file(path, rows: list[str]):
 def _usps_rows(n: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     return [
-        f"{i % 10 + 1} " + " ".join(f"{j + 1}:{v:.4f}" for j, v in enumerate(rng.uniform(-1, 1, 256)))
+        f"{i % 10 + 1} "
+        + " ".join(f"{j + 1}:{v:.4f}" for j, v in enumerate(rng.uniform(-1, 1, 256)))
         for i in range(n)
     ]
 
@@ -216,10 +217,16 @@ def test_the_shared_release_is_train_only_and_matches_mnist(tmp_path):
     index = torch.tensor([int(n.removesuffix(".png")) for n in names])
     mnist = load("mnist", "train", opts)
     assert torch.equal(release.labels, mnist.labels[index])
-    recipe = load("mnistm", "train", DataOptions(data_root=str(SHARED_DATA), photos=str(
-        SHARED_DATA / "bsds500" / "images" / "train"
-    )))
+    recipe = load(
+        "mnistm",
+        "train",
+        DataOptions(
+            data_root=str(SHARED_DATA), photos=str(SHARED_DATA / "bsds500" / "images" / "train")
+        ),
+    )
     # Same framing and sharpness as the release, within 10 % (release 14.0, recipe 14.9).
-    assert sharpness(recipe.images[:5000]) == pytest.approx(sharpness(release.images[:5000]), rel=0.1)
+    assert sharpness(recipe.images[:5000]) == pytest.approx(
+        sharpness(release.images[:5000]), rel=0.1
+    )
     pool, val = split_validation(release, 1000)
     assert len(pool) == 58000 and val.labels.bincount().min() >= 90

@@ -109,9 +109,7 @@ def test_export_overwrite_keeps_a_folder_whose_manifest_json_is_not_ours(run, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
 
 
-def test_overwrite_replaces_a_marked_run_and_a_run_of_the_previous_version(
-    run, digits, tmp_path
-):
+def test_overwrite_replaces_a_marked_run_and_a_run_of_the_previous_version(run, digits, tmp_path):
     for legacy in (False, True):
         out = tmp_path / f"run-{legacy}"
         train.main([*ARGS, *_data(digits), "--steps", "2", "--out", str(out)])
@@ -361,9 +359,7 @@ def test_numeric_class_names_sort_by_value(tmp_path):
     assert load_csv(tmp_path / "m.csv", "eval", size=16).classes == ["1", "2", "10"]
 
 
-def test_evaluate_scores_a_folder_of_some_classes_against_the_right_outputs(
-    run, digits, tmp_path
-):
+def test_evaluate_scores_a_folder_of_some_classes_against_the_right_outputs(run, digits, tmp_path):
     some = tmp_path / "some"
     for name in ("1", "3"):  # the test images of classes 1 and 3 only
         (some / name).mkdir(parents=True)

@@ -12,7 +12,6 @@ import torch
 from pixelda import checkpoint, evaluate, export, speed, train
 from pixelda.config import resolve
 from pixelda.errors import UserError
-from pixelda.models import TaskClassifier
 
 from .conftest import TINY, write_image_folder
 

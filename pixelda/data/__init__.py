@@ -139,9 +139,7 @@ def _load_native(
     if spec == "mnistm":
         release = _release(opts)
         if release is not None:
-            return load_release(
-                release, split, cache_dir=opts.cache, skip_bad=opts.skip_bad_files
-            )
+            return load_release(release, split, cache_dir=opts.cache, skip_bad=opts.skip_bad_files)
         digits = _load_native("mnist", split, opts)
         return build_mnistm(
             digits, opts.photo_files(), split=split, size=opts.image_size, cache_dir=opts.cache
@@ -170,9 +168,7 @@ def missing_test_reason(spec: str, opts: DataOptions) -> str:
     return f"{spec} has no test split"
 
 
-def split_validation(
-    data: ImageSet, size: int, seed: int = VAL_SEED
-) -> tuple[ImageSet, ImageSet]:
+def split_validation(data: ImageSet, size: int, seed: int = VAL_SEED) -> tuple[ImageSet, ImageSet]:
     """(pool, val): `size` labeled images held out of a training split for validation, fixed by
     `seed` and stratified by class; the pool keeps the rest. A UserError for a bad size."""
     if data.labels is None:

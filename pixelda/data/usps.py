@@ -22,7 +22,9 @@ def _parse(line: str) -> tuple[int, np.ndarray]:
     """'LABEL 1:v1 ... 256:v256' (LABEL = digit + 1, v in [-1, 1]) -> (digit, float32 (256,))."""
     parts = line.split()
     if len(parts) != PIXELS + 1:
-        raise ValueError(f"expected a label and {PIXELS} index:value pairs, got {len(parts)} fields")
+        raise ValueError(
+            f"expected a label and {PIXELS} index:value pairs, got {len(parts)} fields"
+        )
     label = int(float(parts[0])) - 1
     if not 0 <= label <= 9:
         raise ValueError(f"label {parts[0]} is not 1..10")
