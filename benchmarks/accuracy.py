@@ -6,8 +6,6 @@ Usage: python benchmarks/accuracy.py (or tools/benchmark.py) [--data-root DIR] [
        [--seeds 3] [--steps N | --minutes M] [--out benchmarks] [-- EXTRA TRAIN FLAGS]
 """
 
-import dataclasses
-import json
 import shlex
 import sys
 from datetime import datetime, timezone
@@ -17,24 +15,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402  (benchmarks/report.py)
+from common import run_one, split_argv  # noqa: E402  (benchmarks/common.py)
 
-import pixelda  # noqa: E402
 from pixelda.config import train_parser  # noqa: E402
 from pixelda.errors import CliParser, UserError, cli  # noqa: E402
-from pixelda.train import config_from_overrides  # noqa: E402
 
 METHODS = ("source-only", "dann", "pixelda", "target-only")
 TASKS = ("mnist->mnistm", "mnist->usps")
-# Config fields that may differ between a stored run and the same run asked for again.
-IGNORED = {"overwrite", "resume", "progress"}
 
 
 def parse_args(argv: list[str]):
     """The benchmark's own flags, and the training flags after `--`."""
-    extra = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1 :]
+    argv, extra = split_argv(argv)
     p = CliParser(prog="python tools/benchmark.py", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--data-root",
@@ -95,32 +87,6 @@ def run_overrides(
     if args.minutes is not None:
         overrides["max_minutes"] = float(args.minutes)
     return overrides
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def run_one(overrides: dict, out: Path) -> dict:
-    """Train, or reuse a finished run of the same config in `out`, or resume its checkpoint.
-
-    -> the run's summary; a failed run raises UserError."""
-    wanted = dataclasses.asdict(config_from_overrides(overrides)[0])
-    stored = _read_json(out / "config.json") or {}
-    same = {k: v for k, v in stored.items() if k not in IGNORED} == {
-        k: v for k, v in wanted.items() if k not in IGNORED
-    }
-    summary = _read_json(out / "summary.json")
-    if same and summary and summary.get("finished"):
-        print(f"benchmark: reusing the finished run in {out}", file=sys.stderr)
-        return summary
-    if same and (out / "ckpt.pt").is_file():
-        return pixelda.train(**{**overrides, "resume": True}).summary
-    replace = out.is_dir() and any(out.iterdir())
-    return pixelda.train(**{**overrides, "overwrite": replace}).summary
 
 
 def run_all(args, extra: list[str]) -> tuple[list[dict], bool]:

@@ -9,28 +9,22 @@ benchmark's pixelda runs, when they had the same settings) instead of training t
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import read_json, run_one, split_argv  # noqa: E402  (benchmarks/common.py)
 
 import pixelda  # noqa: E402
 from pixelda.config import train_parser  # noqa: E402
 from pixelda.data import DataOptions, load, split_validation  # noqa: E402
 
 
-def _finished(run: Path) -> bool:
-    try:
-        return bool(json.loads((run / "summary.json").read_text()).get("finished"))
-    except (OSError, json.JSONDecodeError):
-        return False
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
     argv = sys.argv[1:] if argv is None else argv
-    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, extra = split_argv(argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", required=True)
     p.add_argument("--steps", type=int, default=1500)
@@ -46,24 +40,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for target, extra_opts in (("release", {}), ("recipe", {"photos": photos})):
             out = Path(args.out) / f"{target}-seed{seed}"
             if target == "release" and seed < len(args.release_runs):
-                checkpoint = Path(args.release_runs[seed]) / "ckpt.pt"
-            elif _finished(out):  # an earlier call trained it: reuse
-                checkpoint = out / "ckpt.pt"
-            else:
-                checkpoint = pixelda.train(
-                    **{**overrides, **extra_opts},
-                    data_root=str(root),
-                    steps=args.steps,
-                    seed=seed,
-                    out=str(out),
-                    overwrite=out.exists(),
-                    progress=False,
-                ).checkpoint
+                out = Path(args.release_runs[seed])
+            else:  # reuses a finished run of the same config
+                run_one(
+                    {
+                        **overrides,
+                        **extra_opts,
+                        "data_root": str(root),
+                        "steps": args.steps,
+                        "seed": seed,
+                        "out": str(out),
+                        "progress": False,
+                    },
+                    out,
+                )
+            checkpoint = out / "ckpt.pt"
             adapter = pixelda.load(checkpoint)
             opts = DataOptions(data_root=str(root), image_size=adapter.image_size)
             _, val = split_validation(load("mnistm", "train", opts), adapter.cfg.val_size)
             acc = (adapter.classify(val.images) == val.labels).float().mean().item()
-            own = json.loads((checkpoint.parent / "summary.json").read_text())["target_val_acc"]
+            own = read_json(out / "summary.json")["target_val_acc"]
             rows.append({"target": target, "seed": seed, "release_val_acc": acc, "own": own})
             print(
                 f"{target} seed {seed}: release validation {acc:.2%} (its own validation "

@@ -8,13 +8,14 @@ Usage: python benchmarks/preset_sweep.py --data-root ../shared/data [--target mn
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pixelda  # noqa: E402
+from common import run_one, split_argv  # noqa: E402  (benchmarks/common.py)
+
 from pixelda.config import train_parser  # noqa: E402
 
 # name -> the flags that differ from the fast preset's defaults
@@ -30,8 +31,7 @@ VARIANTS = {
 
 def main(argv: list[str] | None = None) -> list[dict]:
     argv = sys.argv[1:] if argv is None else argv
-    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, extra = split_argv(argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", required=True)
     p.add_argument("--target", default="mnistm")
@@ -44,20 +44,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for name in args.variants:
         out = Path(args.out) / f"{args.target}-{name}-seed{args.seed}"
-        summary_file = out / "summary.json"
-        if summary_file.is_file() and json.loads(summary_file.read_text()).get("finished"):
-            summary = json.loads(summary_file.read_text())  # finished earlier: reuse
-        else:
-            summary = pixelda.train(
-                **{**common, **VARIANTS[name]},
-                data_root=args.data_root,
-                target=args.target,
-                steps=args.steps,
-                seed=args.seed,
-                out=str(out),
-                overwrite=out.exists(),
-                progress=False,
-            ).summary
+        overrides = {
+            **common,
+            **VARIANTS[name],
+            "data_root": args.data_root,
+            "target": args.target,
+            "steps": args.steps,
+            "seed": args.seed,
+            "out": str(out),
+            "progress": False,
+        }
+        summary = run_one(overrides, out)  # reuses a finished run of the same config
         rows.append({"variant": name, **VARIANTS[name], "summary": summary})
         print(
             f"{name}: validation {summary['target_val_acc']:.2%} at the end, best "

@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import split_argv  # noqa: E402  (benchmarks/common.py)
 
 from pixelda import train
 from pixelda.fileio import atomic_write_bytes
@@ -43,8 +46,7 @@ def plot(points: list[tuple[float, int, float]], path: Path, title: str) -> None
 
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, extra = split_argv(argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", default="")
     p.add_argument("--minutes", type=float, default=10.0)

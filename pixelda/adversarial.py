@@ -239,7 +239,7 @@ def warn_label_keeping(state: LoopState, metrics: dict, history: list) -> None:
 
 def keep_best(run: Run, state: LoopState, metrics: dict) -> None:
     """Write best.pt when this evaluation's validation score beats every earlier one's."""
-    chosen = selection(metrics, getattr(run.cfg, "select_by", ""))
+    chosen = selection(metrics, run.cfg.select_by)
     if chosen is None:
         return
     name, value, higher = chosen

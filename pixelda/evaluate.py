@@ -106,12 +106,10 @@ def labeled_split(cfg: EvaluateConfig, run_cfg, opts, channels: int) -> tuple[st
         data = load(spec, "eval", opts, channels=channels)
         if data is not None:
             return spec, data
+        reason = missing_test_reason(spec, opts)
         if cfg.split == "test":
-            raise UserError(f"--split test: {missing_test_reason(spec, opts)}")
-        print(
-            f"note: {missing_test_reason(spec, opts)}; scoring the validation split",
-            file=sys.stderr,
-        )
+            raise UserError(f"--split test: {reason}")
+        print(f"note: {reason}; scoring the validation split", file=sys.stderr)
     spec = cfg.data or run_cfg.target
     full = load(spec, "train", opts, channels=channels)
     if full is None or full.labels is None:
@@ -158,8 +156,9 @@ def main(argv: list[str] | None = None) -> dict:
         "split": data.name,
         **score(models[METHODS[run_cfg.method].CLASSIFIER], data, device=cfg.device),
     }
-    if counts(data):
-        result["counts_per_class"] = counts(data)
+    per_class = counts(data)
+    if per_class:
+        result["counts_per_class"] = per_class
     if cfg.out:
         atomic_write_json(cfg.out, result)
     if "acc" in result:

@@ -15,6 +15,7 @@ from .conftest import TINY
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import accuracy as benchmark  # noqa: E402
+import common  # noqa: E402  (benchmarks/common.py: run_one trains or reuses)
 from report import PAPER  # noqa: E402
 
 # the benchmark sets --steps itself
@@ -57,7 +58,7 @@ def test_tiny_benchmark_writes_results_next_to_the_paper(tmp_path, monkeypatch):
 
     # Asked again, finished runs of the same config are reused, not retrained.
     fail = types.SimpleNamespace(train=lambda **kw: pytest.fail("retrained a finished run"))
-    monkeypatch.setattr(benchmark, "pixelda", fail)
+    monkeypatch.setattr(common, "pixelda", fail)
     again = benchmark.main(argv)
     assert again["tasks"] == results["tasks"]
 

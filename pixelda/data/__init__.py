@@ -161,8 +161,9 @@ def _release(opts: DataOptions) -> Path | None:
 
 def missing_test_reason(spec: str, opts: DataOptions) -> str:
     """Why `spec` has no test split, in a few words for the console."""
-    if spec == "mnistm" and _release(opts) is not None:
-        return f"Ganin's MNIST-M release has no test split here ({release_test_missing(_release(opts))})"
+    release = _release(opts) if spec == "mnistm" else None
+    if release is not None:
+        return f"Ganin's MNIST-M release has no test split here ({release_test_missing(release)})"
     if spec == "usps" and opts.root is not None:
         return f"no USPS test file {opts.root / 'usps' / 'usps.t.bz2'}"
     return f"{spec} has no test split"
