@@ -6,6 +6,7 @@ Ctrl-C in one line and exit 130 (128 + SIGINT, as shells report it)."""
 
 import argparse
 import functools
+import os
 import signal
 import sys
 import threading
@@ -45,8 +46,11 @@ def user_facing(e: BaseException) -> str | None:
 
 
 def _interrupted_while_starting(signum, frame):
-    print("interrupted (Ctrl-C) while starting; nothing was written", file=sys.stderr)
-    raise SystemExit(130)
+    # Before main() runs nothing is written, so exit at once: a SystemExit raised here can land
+    # inside library code that swallows it (an import's `except BaseException`, a finalizer),
+    # and the run would then go on.
+    print("interrupted (Ctrl-C) while starting; nothing was written", file=sys.stderr, flush=True)
+    os._exit(130)
 
 
 def exit_130_on_ctrl_c() -> None:
