@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report  # noqa: E402  (benchmarks/report.py)
 from common import run_one, split_argv  # noqa: E402  (benchmarks/common.py)
 
-from pixelda.config import train_parser  # noqa: E402
 from pixelda.errors import CliParser, UserError, cli  # noqa: E402
+from pixelda.flags import train_parser  # noqa: E402
 
 METHODS = ("source-only", "dann", "pixelda", "target-only")
 TASKS = ("mnist->mnistm", "mnist->usps")

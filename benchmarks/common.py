@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 import pixelda  # noqa: E402
-from pixelda.train import config_from_overrides  # noqa: E402
+from pixelda.training import config_from_overrides  # noqa: E402
 
 # Config fields that may differ between a stored run and the same run asked for again.
 IGNORED = {"overwrite", "resume", "progress"}

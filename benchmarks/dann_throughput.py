@@ -9,7 +9,6 @@ peak RSS (model, optimizer, one batch and the step's activations; no dataset).
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -18,9 +17,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from throughput import measure, run_json  # noqa: E402
+
 from pixelda import speed  # noqa: E402
 from pixelda.config import resolve  # noqa: E402
-from throughput import measure, run_json  # noqa: E402
+from pixelda.runtime import cpu_name  # noqa: E402
 
 
 def measure_setup(setup: str, args) -> dict:
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     threads = args.threads or torch.get_num_threads()
     amp = speed.amp_mode(resolve({"method": "dann", "preset": args.preset}), args.device)
     print(
-        f"# {platform.processor() or platform.machine()}, {threads} torch threads, torch "
+        f"# {cpu_name()}, {threads} torch threads, torch "
         f"{torch.__version__}, device {args.device} (amp {amp}), DANN --preset {args.preset}, "
         f"random images, one fresh process per setup, median of {args.steps} steps"
     )

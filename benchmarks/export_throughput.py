@@ -19,7 +19,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pixelda import checkpoint, config, export
+from pixelda import checkpoint, config, exporting
 from pixelda.data import ImageSet
 from pixelda.methods import DataInfo, pixelda
 
@@ -45,27 +45,29 @@ def write_checkpoint(path: Path) -> None:
 
 
 def plan_for(ckpt_path: Path, out: Path, source: ImageSet, fmt: str, batch_size: int):
-    cfg = export.ExportConfig(
+    cfg = exporting.ExportConfig(
         checkpoint=str(ckpt_path), out=str(out), format=fmt, batch_size=batch_size, progress=False
     )
-    ckpt, adapter, _ = export.load_generator(ckpt_path, torch.device("cpu"))
-    return export.Plan(
+    ckpt, method, run, run_cfg = exporting.load_generator(ckpt_path, torch.device("cpu"))
+    return exporting.Plan(
         cfg,
         out,
         ckpt_path,
         ckpt,
-        adapter,
+        method,
+        run,
         source,
         torch.arange(len(source)),
         "random",
         CLASSES,
         torch.device("cpu"),
+        run_cfg,
     )
 
 
 def time_generator(plan, n: int) -> tuple[float, torch.Tensor]:
     start = time.perf_counter()
-    batches = [images for images, *_ in export.adapt_batches(plan)]
+    batches = [images for images, *_ in exporting.adapt_batches(plan)]
     return n / (time.perf_counter() - start), torch.cat(batches)[:256, 0]
 
 
@@ -109,10 +111,10 @@ def main() -> None:
         )
         print(f"  generator alone (BN folded, channels_last): {rate:7.0f} images/s")
         time_png(sample)
-        for fmt in export.FORMATS:
+        for fmt in exporting.FORMATS:
             plan = plan_for(tmp / "ckpt.pt", tmp / fmt, source, fmt, args.batch_size)
             start, cpu = time.perf_counter(), time.process_time()
-            export.export(plan)
+            exporting.export(plan)
             seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
             # CPU seconds show how much of the machine the export got: on a shared machine the
             # wall-clock rate understates what two free cores give.

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import read_json, run_one, split_argv  # noqa: E402  (benchmarks/common.py)
 
 import pixelda  # noqa: E402
-from pixelda.config import train_parser  # noqa: E402
 from pixelda.data import DataOptions, load, split_validation  # noqa: E402
+from pixelda.flags import train_parser  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import run_one, split_argv  # noqa: E402  (benchmarks/common.py)
 
-from pixelda.config import train_parser  # noqa: E402
+from pixelda.flags import train_parser  # noqa: E402
 
 # name -> the flags that differ from the fast preset's defaults
 VARIANTS = {

@@ -11,6 +11,7 @@ import torch
 
 from pixelda import __version__
 from pixelda.fileio import atomic_write_bytes, atomic_write_json
+from pixelda.runtime import cpu_name
 
 # Bousmalis et al. 2017, Table 1: held-out target accuracy (%) on the two MNIST tasks.
 PAPER = {
@@ -33,21 +34,10 @@ TITLES = {"mnist->mnistm": "MNIST → MNIST-M", "mnist->usps": "MNIST → USPS"}
 PAPER_ONLY = ("dsn",)  # in the paper's table, not implemented here
 
 
-def cpu_model() -> str:
-    """The CPU's marketing name (Linux /proc/cpuinfo), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def hardware() -> dict:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
-        "cpu": cpu_model(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": gpu,

@@ -11,7 +11,6 @@ burst of load from other processes moves it less than a mean would. --compare ru
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ from pixelda import speed
 from pixelda.batches import Batch
 from pixelda.config import AMP, resolve
 from pixelda.methods import METHODS, DataInfo
+from pixelda.runtime import hardware
 
 VARIANTS = {
     "base": [],
@@ -104,7 +104,7 @@ def measure(overrides: dict, *, steps: int, warmup: int, device: str) -> dict:
 
 def header(args) -> str:
     return (
-        f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"# {hardware()}, "
         f"torch {torch.__version__}, device {args.device}, {args.image_size}x{args.image_size}"
     )
 

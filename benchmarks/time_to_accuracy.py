@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import split_argv  # noqa: E402  (benchmarks/common.py)
 
-from pixelda import train
+from pixelda import cli
 from pixelda.fileio import atomic_write_bytes
 
 
@@ -74,7 +74,7 @@ def main(argv=None) -> None:
     ]
     if args.data_root:
         flags += ["--data-root", args.data_root]
-    summary = train.main(flags)
+    summary = cli.train_main(flags)
     records = [json.loads(line) for line in (out / "run" / "metrics.jsonl").open()]
     points = [
         (r["train_s"] / 60, r["step"], r["target_val_acc"])

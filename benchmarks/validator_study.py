@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pixelda.errors import UserError, cli
-from pixelda.select import evaluations
+from pixelda.selection import evaluations
 from pixelda.validators import HIGHER_IS_BETTER
 
 

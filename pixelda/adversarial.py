@@ -1,10 +1,9 @@
 """The loop every method shares: steps, learning rate, logging, evaluation, grids, checkpoints.
 
 Each method's step stays explicit code in pixelda/methods/; for PixelDA and the cGAN it is a
-D-step then a G-step. What they share lives here: the loop and the tiny helpers below.
+D-step then a G-step. The pieces those steps share live in pixelda/helpers.py.
 """
 
-import contextlib
 import copy
 import dataclasses
 import math
@@ -12,7 +11,6 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 from tqdm import tqdm
 
@@ -20,48 +18,6 @@ from . import checkpoint, distributed, speed, validators
 from .errors import UserError
 from .fileio import atomic_save_png
 from .plots import grid_image
-
-
-def optimize(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: float = 0.0) -> None:
-    """zero_grad, backward, clip the global gradient norm of the optimizer's parameters, step."""
-    opt.zero_grad(set_to_none=True)
-    # Under --amp bf16 only the forward passes are autocast (torch's advice); backward ops
-    # take the dtypes of their forward ops anyway.
-    with torch.autocast(loss.device.type, enabled=False):
-        loss.backward()
-        if clip > 0:
-            params = [p for group in opt.param_groups for p in group["params"]]
-            torch.nn.utils.clip_grad_norm_(params, clip)
-        opt.step()
-
-
-@contextlib.contextmanager
-def frozen(*modules: nn.Module):
-    """Use modules (in their current mode) without training them: no parameter gradients are
-    computed, and buffers such as BN running statistics are left as they were.
-
-    The forward pass inside updates throwaway copies of the buffers, so autograd's saved
-    tensors stay valid for a backward pass after the block. The official code updates D's BN
-    statistics in the D-step only."""
-    params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    originals = [
-        (sub, name, buf)
-        for m in modules
-        for sub in m.modules()
-        for name, buf in sub._buffers.items()
-        if buf is not None
-    ]
-    for p in params:
-        p.requires_grad_(False)
-    for sub, name, buf in originals:
-        sub._buffers[name] = buf.clone()
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-        for sub, name, buf in originals:
-            sub._buffers[name] = buf
 
 
 def run_progress(cfg, step: int, wall_s: float) -> float:

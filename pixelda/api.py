@@ -1,6 +1,7 @@
-"""The Python API for notebooks and pipelines: pixelda.train, pixelda.load, pixelda.export.
+"""The Python API for notebooks and pipelines: pixelda.train, pixelda.load, pixelda.export,
+pixelda.evaluate and pixelda.select.
 
-Usage: run = pixelda.train(steps=300, out="runs/nb"); adapter = pixelda.load(run.checkpoint)
+Usage: run = pixelda.train(steps=300, out="runs/nb"); adapter = pixelda.load(run.best)
        x_fake = adapter.adapt(x_src, seed=0); labels = adapter.classify(x_fake)
 
 The same configs, defaults and checks as the command line; a bad input raises UserError.
@@ -8,11 +9,26 @@ The same configs, defaults and checks as the command line; a bad input raises Us
 
 import dataclasses
 import difflib
-import types
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import checkpoint as checkpoint_io
+from . import selection
+from .config import TrainConfig
+from .data.common import match_channels, resize, to_float
 from .errors import UserError
+from .evaluation import EvaluateConfig, evaluate_checkpoint
+from .exporting import ExportConfig, export_config
+from .helpers import eval_mode, uniform_noise
+from .methods import METHODS, restore
+from .rundir import RunDir
+from .runtime import pick_device
+from .training import config_from_overrides, train_config
 
 
 @dataclass
@@ -55,14 +71,8 @@ def _check_options(cls, options: dict, what: str) -> dict:
 def train(**overrides) -> TrainResult:
     """Train as `python -m pixelda.train` would with the matching flags: keys are TrainConfig
     field names (steps=300, image_size=16, out="runs/x", resume=True, ...)."""
-    from . import train as train_module
-    from .config import TrainConfig
-    from .rundir import RunDir
-
-    cfg, ckpt = train_module.config_from_overrides(
-        _check_options(TrainConfig, overrides, "pixelda.train")
-    )
-    summary = train_module.train_config(cfg, ckpt)
+    cfg, ckpt = config_from_overrides(_check_options(TrainConfig, overrides, "pixelda.train"))
+    summary = train_config(cfg, ckpt)
     rundir = RunDir(cfg.out)
     return TrainResult(
         path=rundir.path,
@@ -76,8 +86,6 @@ def train(**overrides) -> TrainResult:
 def export(checkpoint, out, **options) -> Path:
     """Write an adapted dataset as tools/export_adapted.py would; options are ExportConfig
     field names (variants=2, format="npz", limit=100, ...) -> the output folder."""
-    from .export import ExportConfig, export_config
-
     options = _check_options(
         ExportConfig, {"checkpoint": checkpoint, "out": out, **options}, "pixelda.export"
     )
@@ -86,12 +94,25 @@ def export(checkpoint, out, **options) -> Path:
     return Path(cfg.out).expanduser().resolve()
 
 
+def evaluate(checkpoint, **options) -> dict:
+    """Score a checkpoint's classifier as `python -m pixelda.evaluate` would; options are
+    EvaluateConfig field names (data="usps", split="val", ...) -> {"acc" or "rmse", "n", ...}."""
+    options = _check_options(
+        EvaluateConfig, {"checkpoint": str(checkpoint), **options}, "pixelda.evaluate"
+    )
+    return evaluate_checkpoint(EvaluateConfig(**options))
+
+
+def select(runs, by: str = selection.DEFAULT) -> list[dict]:
+    """Rank runs' checkpoints by a label-free validator as `python -m pixelda.select` would ->
+    one dict per checkpoint, best first (selection.select says what each holds)."""
+    if isinstance(runs, (str, Path)):
+        runs = [runs]
+    return selection.select(list(runs), by=by)
+
+
 def load(checkpoint, device: str = "cpu") -> "Adapter":
     """A trained run, ready to use: checkpoint is a ckpt.pt or a run folder holding one."""
-    from . import checkpoint as checkpoint_io
-    from .methods import restore
-    from .train import pick_device
-
     path = Path(checkpoint).expanduser()
     if path.is_dir():
         path = path / "ckpt.pt"
@@ -110,15 +131,14 @@ class Adapter:
     Outputs stay on the adapter's device."""
 
     def __init__(self, *, cfg, info, models, device, path: Path):
-        from .methods import METHODS
-
         self.cfg, self.info, self.models = cfg, info, models
         self.device, self.path = device, path
         self.method = cfg.method
         self.image_size, self.channels = info.image_size, info.channels
         self.classes = info.classes  # class names, index i for label i; None for regression
         self.latent_dim = cfg.latent_dim
-        self._classifier = METHODS[cfg.method].CLASSIFIER
+        self._module = METHODS[cfg.method]  # its interface: pixelda/methods/__init__.py
+        self._classifier = self._module.CLASSIFIER
 
     def __repr__(self) -> str:
         return (
@@ -128,8 +148,6 @@ class Adapter:
 
     def prepare(self, images):
         """Any accepted image batch -> float (B, C, S, S) in [-1, 1] on the adapter's device."""
-        from .data.common import match_channels, resize, to_float
-
         x = _as_tensor(images, self.channels)
         if x.dim() != 4:
             raise UserError(f"expected images (B, C, H, W), got a tensor of shape {tuple(x.shape)}")
@@ -143,12 +161,10 @@ class Adapter:
         (variants, B, C, S, S) when variants > 1. z: (latent_dim,), (B, latent_dim) or
         (variants, B, latent_dim) in [-1, 1]; else drawn U(-1, 1), from `seed` when given
         (same seed, same images) or from torch's global generator."""
-        from .methods.pixelda import adapt
-
-        if self.method != "pixelda":
+        if not hasattr(self._module, "adapt"):
             hint = (
                 "; a cgan draws digits from labels: use adapter.generate(labels)"
-                if self.method == "cgan"
+                if hasattr(self._module, "generate")
                 else "; use adapter.classify(x)"
             )
             raise UserError(f"adapt: a {self.method} checkpoint has no image generator{hint}")
@@ -156,17 +172,15 @@ class Adapter:
             raise UserError(f"adapt: variants must be >= 1, got {variants}")
         x = self.prepare(x)
         z = self._noise(z, seed, (variants, x.size(0), self.latent_dim))
-        x_fake = adapt(self.models["generator"], x.repeat(variants, 1, 1, 1), z.flatten(0, 1))
+        x_fake = self._module.adapt(
+            self.models["generator"], x.repeat(variants, 1, 1, 1), z.flatten(0, 1)
+        )
         x_fake = x_fake.view(variants, *x.shape)
         return x_fake[0] if variants == 1 else x_fake
 
     def generate(self, labels, z=None, seed: int | None = None):
         """cgan: one image per label, float (N, C, S, S) in [-1, 1]; z (N, latent_dim)."""
-        import torch
-
-        from .methods.cgan import generate
-
-        if self.method != "cgan":
+        if not hasattr(self._module, "generate"):
             raise UserError(
                 f"generate: only a cgan checkpoint generates from labels, not a {self.method}"
             )
@@ -174,14 +188,10 @@ class Adapter:
         if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < len(self.classes):
             raise UserError(f"generate: labels must lie in 0..{len(self.classes) - 1}")
         z = self._noise(z, seed, (1, len(labels), self.latent_dim))[0]
-        return generate(self.models, labels.to(self.device), z)
+        return self._module.generate(self.models, labels.to(self.device), z)
 
     def predict_logits(self, x, batch_size: int = 256):
         """The task classifier's outputs (B, K): class logits, or K regression targets."""
-        import torch
-
-        from .evaluate import eval_mode
-
         if self._classifier is None:
             raise UserError(f"a {self.method} checkpoint has no task classifier")
         model = self.models[self._classifier]
@@ -199,13 +209,11 @@ class Adapter:
 
     def _noise(self, z, seed, shape):
         """z broadcast to shape (variants, B, latent_dim), or drawn U(-1, 1)."""
-        import torch
-
         if z is not None and seed is not None:
             raise UserError("pass z or seed, not both")
         if z is None:
             g = None if seed is None else torch.Generator().manual_seed(seed)
-            z = torch.rand(shape, generator=g) * 2 - 1
+            z = uniform_noise(shape, generator=g)
         z = torch.as_tensor(z, dtype=torch.float32)
         try:
             if shape[0] > 1 and z.dim() != 3:  # one z for all variants would repeat one image
@@ -222,12 +230,6 @@ class Adapter:
 def _as_tensor(images, channels: int):
     """A tensor as given; PIL images (or a list of them) as uint8 (B, C, H, W), each kept at
     its own size until resized."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    from .data.common import resize
-
     if isinstance(images, torch.Tensor):
         return images
     if isinstance(images, Image.Image):
@@ -249,9 +251,6 @@ def _as_tensor(images, channels: int):
 
 def _conform_float(x, size: int, channels: int):
     """Float images in [-1, 1] resized (bilinear, antialiased) and converted to channels."""
-    import torch
-    import torch.nn.functional as F
-
     lo, hi = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
     if lo < -1.001 or hi > 1.001:
         raise UserError(
@@ -269,19 +268,3 @@ def _conform_float(x, size: int, channels: int):
         weights = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
         return (x * weights).sum(1, keepdim=True)  # ITU-R 601 luma, as for uint8 images
     raise UserError(f"cannot convert {c}-channel images to {channels} channels")
-
-
-class TrainModule(types.ModuleType):
-    """pixelda.train is both the training module (train.main, ...) and the function
-    `pixelda.train(**overrides) -> TrainResult` (see api.train)."""
-
-    def __call__(self, **overrides) -> TrainResult:
-        return train(**overrides)
-
-
-class ExportModule(types.ModuleType):
-    """pixelda.export is both the export module and the function
-    `pixelda.export(checkpoint, out, **options) -> Path` (see api.export)."""
-
-    def __call__(self, checkpoint, out, **options) -> Path:
-        return export(checkpoint, out, **options)

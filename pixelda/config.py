@@ -1,4 +1,4 @@
-"""The training config: one dataclass, named presets as overrides, CLI flags generated from fields.
+"""The training config: one dataclass, named presets as overrides (flags: pixelda/flags.py).
 
 Defaults are the official PixelDA values (tensorflow/models, research/domain_adaptation/
 pixel_domain_adaptation: hparams.py and the README's MNIST-M flags); `--preset fast` overrides the
@@ -6,13 +6,12 @@ ones that make a 2-core CPU reach good accuracy soonest; METHOD_DEFAULTS holds t
 GAN's own defaults.
 """
 
-import argparse
 import dataclasses
 import math
 from dataclasses import dataclass, field
 
 from . import sanity
-from .errors import CliParser, UserError
+from .errors import UserError
 from .loggers import logger_names
 from .recipes import METHOD_PRESETS
 
@@ -128,9 +127,9 @@ class TrainConfig:
     overwrite: bool = option(False, "delete a non-empty --out and start afresh")
     progress: bool = option(True, "show a progress bar")
     logger: str = option(
-        "csv",
-        "experiment trackers, comma-separated: csv, tensorboard, wandb "
-        "(metrics.jsonl and metrics.csv are always written)",
+        "",
+        "experiment trackers beside metrics.jsonl and metrics.csv (always written), "
+        "comma-separated: tensorboard, wandb (default: none)",
     )
     threads: int = option(0, "CPU threads for torch (0: torch's default)")
     on_nan: str = option(
@@ -383,58 +382,3 @@ def _validate_numbers(cfg: TrainConfig) -> None:
         raise UserError(f"--beta1: expected a number in [0, 1), got {cfg.beta1}")
     if cfg.d_noise < 0:
         raise UserError(f"--d-noise: expected a standard deviation >= 0, got {cfg.d_noise}")
-
-
-def _default_text(name: str, default, presets: dict[str, dict]) -> str:
-    if not any(name in overrides for overrides in presets.values()):
-        text = repr(default)
-    else:
-        text = ", ".join(f"{p} {o.get(name, default)!r}" for p, o in presets.items())
-    for method, overrides in METHOD_DEFAULTS.items():
-        if name in overrides and presets:
-            text += f"; --method {method}: {overrides[name]!r}"
-    for (method, preset), overrides in METHOD_PRESETS.items():
-        if name in overrides and presets:
-            text += f"; --method {method} --preset {preset}: {overrides[name]!r}"
-    return text
-
-
-def build_parser(
-    cls, *, prog: str, description: str, presets: dict[str, dict] | None = None
-) -> argparse.ArgumentParser:
-    """One flag per dataclass field (`task_weight` -> `--task-weight`), defaults shown in help.
-
-    Flags default to SUPPRESS so only what the user typed overrides the preset."""
-    parser = CliParser(prog=prog, description=description)
-    defaults = cls()
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        kwargs = {"default": argparse.SUPPRESS, "dest": f.name}
-        help_text = f.metadata.get("help", "")
-        if "(default:" not in help_text:  # a help text that names its default says it better
-            help_text += f" (default: {_default_text(f.name, default, presets or {})})"
-        if isinstance(default, bool):
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["type"] = type(default)
-            kwargs["metavar"] = f.name.upper()
-            if "choices" in f.metadata:
-                kwargs["choices"] = f.metadata["choices"]
-        parser.add_argument(flag, help=help_text, **kwargs)
-    return parser
-
-
-def train_parser() -> argparse.ArgumentParser:
-    """The flags of `python -m pixelda.train`, one per TrainConfig field."""
-    return build_parser(
-        TrainConfig,
-        prog="python -m pixelda.train",
-        description="Train PixelDA or a baseline.",
-        presets=PRESETS,
-    )
-
-
-def parse_train_args(argv: list[str] | None) -> TrainConfig:
-    """argv -> the resolved config (no resume handling: see train.config_from_args)."""
-    return resolve(vars(train_parser().parse_args(argv)))

@@ -7,7 +7,10 @@ single-process code paths stay exactly as they were.
 Usage: torchrun --nproc_per_node=2 -m pixelda.train ...   (gloo on CPU, nccl on CUDA)
 """
 
+import contextlib
 import os
+import signal
+import threading
 
 import torch
 import torch.distributed as dist
@@ -67,6 +70,29 @@ def shutdown() -> None:
     if _started_here and dist.is_initialized():
         dist.destroy_process_group()
     _started_here = False
+
+
+class Terminated(SystemExit):
+    """SIGTERM arrived: torchrun stops the other workers this way when one of them fails."""
+
+
+@contextlib.contextmanager
+def terminate_raises():
+    """Inside, SIGTERM raises Terminated (exit 143) instead of killing the process outright, so
+    the `finally` and `except` blocks of what is running (a staging folder's removal) run
+    first. Under torchrun, when one rank fails the others get SIGTERM. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def barrier() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 
 from . import losses
-from .adversarial import optimize
 from .data import ImageSet, to_float
 from .fileio import atomic_torch_save
+from .helpers import optimize
 from .models import TaskClassifier
 
 FORMAT = "pixelda-judge"

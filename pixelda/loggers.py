@@ -15,13 +15,14 @@ from pathlib import Path
 
 from .errors import UserError
 
-LOGGERS = ("csv", "tensorboard", "wandb")
+LOGGERS = ("tensorboard", "wandb")
 # The package each tracker imports, and the extra that installs it.
 PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 
 
 def logger_names(spec: str) -> list[str]:
-    """'csv,tensorboard' -> ['csv', 'tensorboard']; an unknown name is a UserError."""
+    """'tensorboard,wandb' -> ['tensorboard', 'wandb'] ('' -> []); an unknown name is a UserError
+    (metrics.jsonl and metrics.csv need no tracker: they are always written)."""
     names = [n.strip().lower() for n in spec.split(",") if n.strip()]
     unknown = [n for n in names if n not in LOGGERS]
     if unknown:
@@ -36,8 +37,6 @@ def require(spec: str) -> None:
     """Import every chosen tracker's package now, before anything is written: a missing one
     is a one-line UserError with the install command."""
     for name in logger_names(spec):
-        if name not in PACKAGES:
-            continue
         try:
             importlib.import_module(PACKAGES[name])
         except ImportError:
@@ -107,7 +106,7 @@ class WandbLogger:
 
 
 def open_loggers(cfg, path: Path) -> list:
-    """The trackers cfg.logger names (csv needs none: metrics.jsonl is written anyway)."""
+    """The trackers cfg.logger names."""
     opened = []
     for name in logger_names(cfg.logger):
         if name == "tensorboard":

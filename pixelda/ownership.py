@@ -72,6 +72,16 @@ def owned(folder: Path, kind: str) -> bool:
     return folder.is_dir() and (_marked(folder, kind) or legacy(folder))
 
 
+def check_replaceable(folder: Path, kind: str, *, overwrite: bool, hint: str = "") -> None:
+    """A non-empty --out: a UserError without --overwrite (`hint` names the other way out),
+    and with it unless the folder is ours to delete (refuse_unless_owned)."""
+    if not (folder.is_dir() and any(folder.iterdir())):
+        return
+    if not overwrite:
+        raise UserError(f"--out: {folder} is not empty; pass {hint}--overwrite to replace it")
+    refuse_unless_owned(folder, kind)
+
+
 def refuse_unless_owned(folder: Path, kind: str) -> None:
     """--overwrite on a non-empty folder: a UserError unless it is ours to delete."""
     if not owned(folder, kind):

@@ -6,32 +6,26 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torchvision.utils import make_grid
 
-from .fileio import atomic_save_png, atomic_write_bytes
+from .fileio import atomic_write_bytes
 from .validators import HIGHER_IS_BETTER
 
 MIN_CELL = 64  # small images are enlarged (nearest) so a grid is readable
 
 
 def grid_image(columns: list[torch.Tensor], pad: int = 2) -> Image.Image:
-    """Columns of images, each (N, C, H, W) in [-1, 1], side by side; rows line up."""
+    """Columns of images, each (N, C, H, W) in [-1, 1], side by side on white; rows line up."""
     cols = [c.detach().float().cpu().clamp(-1, 1) for c in columns]
     cols = [c.expand(-1, 3, -1, -1) if c.size(1) == 1 else c for c in cols]
-    n, _, h, w = cols[0].shape
+    h, w = cols[0].shape[-2:]
     scale = max(1, -(-MIN_CELL // max(h, w)))
-    cols = [F.interpolate(c, scale_factor=scale, mode="nearest") if scale > 1 else c for c in cols]
-    h, w = h * scale, w * scale
-    canvas = torch.ones(3, n * (h + pad) + pad, len(cols) * (w + pad) + pad)
-    for j, col in enumerate(cols):
-        for i in range(n):
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
-            canvas[:, y : y + h, x : x + w] = (col[i] + 1) / 2
+    rows = torch.stack(cols, dim=1).flatten(0, 1)  # row-major: row i holds image i of each column
+    if scale > 1:
+        rows = F.interpolate(rows, scale_factor=scale, mode="nearest")
+    canvas = make_grid((rows + 1) / 2, nrow=len(cols), padding=pad, pad_value=1.0)
     array = (canvas.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     return Image.fromarray(array)
-
-
-def save_grid(columns: list[torch.Tensor], path: Path) -> None:
-    atomic_save_png(grid_image(columns), path)
 
 
 def save_curves(records: list[dict], path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .fileio import atomic_write_bytes, atomic_write_json, write_error
-from .ownership import check_out_path, refuse_unless_owned, write_marker
+from .ownership import check_out_path, check_replaceable, write_marker
 
 
 class RunDir:
@@ -25,7 +25,6 @@ class RunDir:
         """Refuse what would lose work; called before anything is written."""
         p = self.path
         check_out_path(p)
-        nonempty = p.is_dir() and any(p.iterdir())
         if resume:
             if not self.ckpt.is_file():
                 stopped = (
@@ -35,13 +34,8 @@ class RunDir:
                     else ""
                 )
                 raise UserError(f"--resume: no checkpoint {self.ckpt} to resume from{stopped}")
-        elif nonempty and not overwrite:
-            raise UserError(
-                f"--out: {p} is not empty; pass --resume to continue it or "
-                f"--overwrite to replace it"
-            )
-        elif nonempty:
-            refuse_unless_owned(p, "run")
+        else:
+            check_replaceable(p, "run", overwrite=overwrite, hint="--resume to continue it or ")
 
     def create(self, *, overwrite: bool) -> None:
         if overwrite and self.path.is_dir():

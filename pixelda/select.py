@@ -1,132 +1,15 @@
-"""Rank runs and their checkpoints (evaluation steps) by a label-free validator, from each run's
-metrics.jsonl, and flag runs whose generator stopped keeping labels.
+"""`python -m pixelda.select RUN [RUN ...] [--by im]`: rank runs and checkpoints by a label-free
+validator and flag generators that stopped keeping labels (code: pixelda/selection.py).
 
-Usage: python -m pixelda.select RUN [RUN ...] [--by im]
+In Python, call pixelda.select(runs, by=...); this file is the command only.
 """
 
-import argparse
-from pathlib import Path
-
-from .errors import CliParser, UserError, cli
-from .rundir import RunDir
-from .validators import HIGHER_IS_BETTER, keeping_flag
-
-DEFAULT = "im"  # the config's --select-by default
-
-
-def evaluations(run: str | Path) -> list[dict]:
-    """The eval records of a run folder's metrics.jsonl; a UserError if there are none."""
-    path = Path(run).expanduser()
-    if not path.is_dir():
-        raise UserError(f"{run}: no such run folder")
-    records = [r for r in RunDir(path).read_metrics() if r.get("kind") == "eval"]
-    if not records:
-        raise UserError(f"{run}: no evaluations in {path / 'metrics.jsonl'}")
-    return records
-
-
-def keeping_flags(records: list[dict]) -> list[str]:
-    """Per eval record, "" or why its label_keeping is flagged (validators.keeping_flag)."""
-    flags, best = [], None
-    for r in records:
-        value = r.get("validator_label_keeping")
-        flag = ""
-        if value is not None:
-            best = value if best is None else max(best, value)
-            flag = keeping_flag(value, best)
-        flags.append(flag)
-    return flags
-
-
-def select(runs: list, by: str = DEFAULT) -> list[dict]:
-    """Every checkpoint of every run, best first by validator `by` -> a list of dicts with
-    run, step, value, target_val_acc (None when not logged; shown for comparison only, never
-    used to rank), label_keeping (None when not logged) and flag ("" or why label keeping is
-    flagged). A UserError for a missing folder, a run without evaluations, an unknown validator
-    or a run that does not log it."""
-    if by not in HIGHER_IS_BETTER:
-        raise UserError(f"--by: unknown validator {by!r}; expected one of {list(HIGHER_IS_BETTER)}")
-    key = f"validator_{by}"
-    rows = []
-    for run in runs:
-        records = evaluations(run)
-        if not any(key in r for r in records):
-            logged = sorted({k.removeprefix("validator_") for r in records for k in r})
-            logged = [k for k in logged if k in HIGHER_IS_BETTER]
-            raise UserError(f"{run}: logs no {key} (its validators: {', '.join(logged) or 'none'})")
-        for r, flag in zip(records, keeping_flags(records)):
-            if key in r:
-                rows.append(
-                    {
-                        "run": str(run),
-                        "step": r["step"],
-                        "value": r[key],
-                        "target_val_acc": r.get("target_val_acc"),
-                        "label_keeping": r.get("validator_label_keeping"),
-                        "flag": flag,
-                    }
-                )
-    sign = -1 if HIGHER_IS_BETTER[by] else 1
-    return sorted(rows, key=lambda row: sign * row["value"])
-
-
-def table(rows: list[dict], by: str) -> str:
-    """The ranking as text, one checkpoint a line; flagged ones end with '!' and the reason."""
-    runs = max(len(r["run"]) for r in rows)
-    show_acc = any(r["target_val_acc"] is not None for r in rows)
-    way = "higher" if HIGHER_IS_BETTER[by] else "lower"
-    head = f"rank  {'run':<{runs}}  {'step':>7}  {by + ' (' + way + ' better)':>24}"
-    head += "  target_val_acc" * show_acc + "  label_keeping"
-    lines = [head]
-    for i, r in enumerate(rows, 1):
-        line = f"{i:>4}  {r['run']:<{runs}}  {r['step']:>7}  {r['value']:>24.6g}"
-        if show_acc:
-            acc = r["target_val_acc"]
-            line += f"  {'' if acc is None else f'{acc:.4f}':>14}"
-        keep = r["label_keeping"]
-        line += f"  {'' if keep is None else f'{keep:.4f}':>13}"
-        lines.append(line + (f"  ! {r['flag']}" if r["flag"] else ""))
-    return "\n".join(lines)
-
-
-def summary(rows: list[dict], by: str) -> str:
-    """Each run's chosen checkpoint, and the runs with a flagged checkpoint."""
-    lines, seen = [], set()
-    for r in rows:  # best first, so a run's first row is its pick
-        if r["run"] not in seen:
-            seen.add(r["run"])
-            lines.append(f"{r['run']}: best checkpoint by {by} is step {r['step']}")
-    for run in dict.fromkeys(r["run"] for r in rows if r["flag"]):
-        steps = sorted(r["step"] for r in rows if r["run"] == run and r["flag"])
-        lines.append(
-            f"! {run}: its generator may have stopped keeping labels (flagged at step"
-            f"{'s' * (len(steps) > 1)} {', '.join(map(str, steps))})"
-        )
-    return "\n".join(lines)
-
-
-def parser() -> argparse.ArgumentParser:
-    p = CliParser(
-        prog="python -m pixelda.select",
-        description="Rank runs and checkpoints by a label-free validator (no target labels).",
+if __name__ != "__main__":
+    raise ImportError(
+        "pixelda.select is the command `python -m pixelda.select`; in Python use "
+        "pixelda.select(runs, by=...) or pixelda.cli.select_main(argv)"
     )
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders (--out of pixelda.train)")
-    p.add_argument(
-        "--by",
-        default=DEFAULT,
-        help=f"validator: {', '.join(HIGHER_IS_BETTER)} (default: {DEFAULT})",
-    )
-    return p
 
+from pixelda.cli import select_main
 
-@cli
-def main(argv: list[str] | None = None) -> list[dict]:
-    args = parser().parse_args(argv)
-    rows = select(args.runs, by=args.by)
-    print(table(rows, args.by))
-    print(summary(rows, args.by))
-    return rows
-
-
-if __name__ == "__main__":
-    main()
+select_main()

@@ -71,7 +71,7 @@ def autocast(cfg, device) -> contextlib.AbstractContextManager:
     """bfloat16 autocast around a training step with --amp bf16, else nothing.
 
     Matmuls and convolutions run in bf16; pixelda.losses computes in float32 and
-    adversarial.optimize runs backward and the optimizer step with autocast off. No weight
+    helpers.optimize runs backward and the optimizer step with autocast off. No weight
     cache: it would give a G-step the bf16 copies of D's weights from before the D-step's
     update (re-casting them measured no slower)."""
     if amp_mode(cfg, device) == "none":

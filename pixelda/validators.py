@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import to_float
-from .evaluate import eval_mode
+from .helpers import eval_mode
 
 # Which way each validator points. Regression runs get dev and kid only: entropy, im, snd and
 # label_keeping need class probabilities.
@@ -28,6 +28,10 @@ SUBSET = 1000  # images per fixed subset (target, held-out source, source train)
 SEED = 0  # one subset and one noise for every run, whatever its --seed, so runs compare
 SND_TEMPERATURE = 0.05  # Saito et al. 2021
 DEV_L2 = 0.01  # ridge penalty of DEV's logistic domain classifier (standardized features)
+# DEV's importance weights are clipped to [1/M, M], then scaled to mean 1: when the domains are
+# nearly separable in the features the raw ratios span many orders of magnitude, and one image
+# decides the risk (a run logged -1.5e15 before this).
+DEV_MAX_WEIGHT = 20.0
 BATCH = 500
 
 
@@ -133,6 +137,12 @@ def dev_risk(losses: torch.Tensor, weights: torch.Tensor) -> float:
     if var > 0:
         eta = -torch.cov(torch.stack([weighted, weights]))[0, 1] / var
     return (weighted.mean() + eta * weights.mean() - eta).item()
+
+
+def tame(weights: torch.Tensor, max_weight: float = DEV_MAX_WEIGHT) -> torch.Tensor:
+    """Importance weights clipped to [1/max_weight, max_weight] and scaled to mean 1."""
+    clipped = weights.double().clamp(1.0 / max_weight, max_weight)
+    return (clipped / clipped.mean()).float()
 
 
 def density_ratio(
@@ -241,7 +251,7 @@ def compute(models: nn.ModuleDict, method_name: str, data: ValidationData | None
         tgt_logits, tgt_f = _embed(classifier, data.x_tgt, device)
         src_logits, src_f = _embed(classifier, data.x_src, device)
         train_f = _embed(classifier, data.x_src_train, device)[1]
-        weights = density_ratio(train_f, tgt_f, src_f)
+        weights = tame(density_ratio(train_f, tgt_f, src_f))
         out = {"dev": dev_risk(per_image_loss(src_logits, data.y_src), weights)}
         if not regression:
             out.update(entropy=entropy(tgt_logits), im=im(tgt_logits), snd=snd(tgt_logits))

@@ -1,4 +1,4 @@
-"""Run by tests/test_distributed.py under torchrun: `pixelda.train.main(argv)` on this rank,
+"""Run by tests/test_distributed.py under torchrun: `pixelda.cli.train_main(argv)` on this rank,
 then this rank's final weights to DUMP/rank<R>.pt, so the test can compare the ranks."""
 
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from pixelda import adversarial, distributed, train
+from pixelda import adversarial, cli, distributed, training
 
 
 def main() -> None:
@@ -19,8 +19,8 @@ def main() -> None:
         torch.save({k: v.clone() for k, v in run.models.state_dict().items()}, path)
         return state
 
-    train.fit = fit_and_dump
-    train.main(argv)
+    training.fit = fit_and_dump
+    cli.train_main(argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import pixelda
-from pixelda import train
+from pixelda import cli
 from pixelda.errors import UserError
 
 from .conftest import TINY
@@ -52,13 +52,13 @@ def test_train_returns_the_run(tiny_run):
 
 
 def test_api_and_cli_runs_give_the_same_losses(tiny_run, tmp_path):
-    train.main([*TINY, "--out", str(tmp_path / "cli")])
-    cli = [json.loads(line) for line in (tmp_path / "cli" / "metrics.jsonl").open()]
+    cli.train_main([*TINY, "--out", str(tmp_path / "cli")])
+    records = [json.loads(line) for line in (tmp_path / "cli" / "metrics.jsonl").open()]
 
     def losses(records):
         return [{k: v for k, v in r.items() if not k.endswith("_s")} for r in records]
 
-    assert losses(cli) == losses(tiny_run.metrics)
+    assert losses(records) == losses(tiny_run.metrics)
 
 
 def test_adapt_shape_range_and_determinism(tiny_run):
@@ -144,7 +144,7 @@ def test_logger_without_its_package_exits_2_with_one_line(tmp_path, capsys, monk
     _no_package(monkeypatch, "tensorboard")
     out = tmp_path / "never"
     with pytest.raises(SystemExit) as e:
-        train.main([*TINY, "--out", str(out), "--logger", "csv,tensorboard"])
+        cli.train_main([*TINY, "--out", str(out), "--logger", "tensorboard"])
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1
     assert 'pip install "pixelda[tensorboard]"' in err[0]
@@ -181,7 +181,7 @@ def test_the_loop_feeds_every_record_and_grid_to_the_trackers(tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
     monkeypatch.setattr(loggers, "require", lambda spec: None)
     FakeSummaryWriter.instances.clear()
-    train.main([*TINY, "--out", str(tmp_path / "run"), "--logger", "tensorboard"])
+    cli.train_main([*TINY, "--out", str(tmp_path / "run"), "--logger", "tensorboard"])
     (writer,) = FakeSummaryWriter.instances
     assert writer.closed and writer.log_dir == str(tmp_path / "run" / "tensorboard")
     assert {("train/g_loss", s) for s in (1, 2, 3, 4)} <= set(writer.scalars)
@@ -214,25 +214,30 @@ def test_wandb_logger_honours_offline_mode(tmp_path, monkeypatch):
 
 def test_tensorboard_writes_event_files(tmp_path):
     pytest.importorskip("tensorboard")
-    run = pixelda.train(**TINY_OVERRIDES, logger="csv,tensorboard", out=tmp_path / "run")
+    run = pixelda.train(**TINY_OVERRIDES, logger="tensorboard", out=tmp_path / "run")
     assert list((run.path / "tensorboard").glob("events.out.tfevents.*"))
 
 
 @pytest.mark.parametrize(
-    "module,config",
-    [("train", "TrainConfig"), ("evaluate", "EvaluateConfig"), ("export", "ExportConfig")],
+    "main,config",
+    [
+        ("train_main", "config.TrainConfig"),
+        ("evaluate_main", "evaluation.EvaluateConfig"),
+        ("export_main", "exporting.ExportConfig"),
+    ],
 )
-def test_every_entry_point_help_lists_each_flag_once_with_its_default(module, config, capsys):
+def test_every_entry_point_help_lists_each_flag_once_with_its_default(main, config, capsys):
     import dataclasses
     import importlib
 
-    mod = importlib.import_module(f"pixelda.{module}")
+    module, name = config.split(".")
+    cls = getattr(importlib.import_module(f"pixelda.{module}"), name)
     with pytest.raises(SystemExit) as e:
-        mod.main(["--help"])
+        getattr(cli, main)(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert e.value.code == 0
-    for f in dataclasses.fields(getattr(mod, config)):
+    for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         assert f" {flag} " in text or f" {flag}, " in text
         assert f.metadata.get("help") and " ".join(f.metadata["help"].split()) in text
-    assert text.count("(default:") == len(dataclasses.fields(getattr(mod, config)))
+    assert text.count("(default:") == len(dataclasses.fields(cls))

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from pixelda import backbones, train
+from pixelda import backbones, cli
 from pixelda.backbones import BACKBONES, ResNetClassifier, task_network, weights_path
 from pixelda.config import BACKBONES as CONFIG_BACKBONES
 from pixelda.config import resolve
@@ -81,7 +81,7 @@ def test_pretrained_cli_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(backbones.OFFLINE_ENV, "1")
     args = [*TINY, "--image-size", "32", "--method", "source-only", "--out", str(tmp_path / "r")]
     with pytest.raises(SystemExit) as e:
-        train.main([*args, "--backbone", "resnet18", "--pretrained"])
+        cli.train_main([*args, "--backbone", "resnet18", "--pretrained"])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: --pretrained: ImageNet weights for resnet18 are not in")

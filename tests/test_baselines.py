@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from pixelda import checkpoint, losses, train
+from pixelda import checkpoint, cli, losses, rundata, train
 from pixelda.batches import Batch
 from pixelda.grl import dann_lambda
 from pixelda.methods import METHODS, DataInfo, dann, restore
@@ -45,7 +45,7 @@ def clean_runs(tmp_path_factory):
     runs = {}
     for method in ALL:
         out = root / method
-        runs[method] = (out, train.main([*TINY, "--method", method, "--out", str(out)]))
+        runs[method] = (out, cli.train_main([*TINY, "--method", method, "--out", str(out)]))
     return runs
 
 
@@ -166,7 +166,7 @@ def _poison_target_labels(monkeypatch) -> list:
     """Replace the labels of the target's training pool (the training split less its
     validation images) with wrong ones as it is carved out (all wrong, still valid classes);
     returns a list that records each poisoning."""
-    real_split, poisoned = train.split_validation, []
+    real_split, poisoned = rundata.split_validation, []
 
     def split_validation(data, size, *args):
         pool, val = real_split(data, size, *args)
@@ -183,7 +183,7 @@ def _poison_target_labels(monkeypatch) -> list:
 def test_only_target_only_can_see_target_training_labels(clean_runs, method, monkeypatch, tmp_path):
     poisoned = _poison_target_labels(monkeypatch)
     out = tmp_path / "poisoned"
-    train.main([*TINY, "--method", method, "--out", str(out)])
+    cli.train_main([*TINY, "--method", method, "--out", str(out)])
     assert poisoned == ["mnistm5k-train"]
     clean, _ = clean_runs[method]
     same = train_records(out) == train_records(clean)
@@ -205,10 +205,10 @@ def test_dann_interrupted_and_resumed_equals_uninterrupted(clean_runs, monkeypat
         return losses
 
     monkeypatch.setattr(dann, "train_step", ctrl_c_after_two_steps)
-    first = train.main([*TINY, "--method", "dann", "--out", str(out)])
+    first = cli.train_main([*TINY, "--method", "dann", "--out", str(out)])
     monkeypatch.setattr(dann, "train_step", real_step)
     assert first["steps"] == 2 and not first["finished"]
-    second = train.main(["--out", str(out), "--resume", "--no-progress"])
+    second = cli.train_main(["--out", str(out), "--resume", "--no-progress"])
     assert second["steps"] == 4 and second["finished"]
     clean, _ = clean_runs["dann"]
     assert train_records(out) == train_records(clean)
@@ -221,15 +221,16 @@ def test_resuming_a_run_started_with_overwrite(tmp_path):
     (out / "config.json").write_text("{}")  # an old run to replace: pixelda's, by its marker
     write_marker(out, "run")
     args = [*TINY, "--method", "source-only", "--out", str(out), "--steps", "2"]
-    train.main([*args, "--overwrite"])
+    cli.train_main([*args, "--overwrite"])
     assert (
-        train.main(["--out", str(out), "--resume", "--steps", "3", "--no-progress"])["steps"] == 3
+        cli.train_main(["--out", str(out), "--resume", "--steps", "3", "--no-progress"])["steps"]
+        == 3
     )
 
 
 def test_max_minutes_stops_cleanly_with_a_final_evaluation(tmp_path):
     out = tmp_path / "run"
-    summary = train.main(
+    summary = cli.train_main(
         [
             *TINY,
             "--method",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pixelda import train
+from pixelda import training
 
 from .conftest import TINY
 
@@ -95,7 +95,7 @@ def test_flags_after_double_dash_pass_through_and_cannot_override_the_plan(tmp_p
     overrides = benchmark.run_overrides(
         args, extra, source="mnist", target="usps", method="dann", seed=1, out=tmp_path
     )
-    cfg = train.config_from_overrides(overrides)[0]
+    cfg = training.config_from_overrides(overrides)[0]
     assert (cfg.preset, cfg.seed, cfg.method, cfg.target, cfg.max_minutes) == (
         "paper",
         1,

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelda import losses, train
+from pixelda import cli, config, losses, train
 from pixelda.data import DataOptions, load
 from pixelda.errors import UserError
 
@@ -164,10 +164,10 @@ def test_bad_csv_rows_and_files_skipped_and_counted(tmp_path, capsys):
 
 
 def test_train_flags_reach_data_options():
-    cfg = train.resolve(
+    cfg = config.resolve(
         {"resize_mode": "pad", "mask_from_background": "0,0,0", "skip_bad_files": True}
     )
-    opts = train.data_options(cfg)
+    opts = DataOptions.from_config(cfg)
     assert (opts.resize_mode, opts.mask_from_background, opts.skip_bad_files) == (
         "pad",
         "0,0,0",
@@ -189,7 +189,7 @@ def test_pixelda_content_loss_sees_the_alpha_mask(tmp_path, monkeypatch):
     monkeypatch.setattr(losses, "masked_pmse", spy)
     args = [*TINY, "--out", str(tmp_path / "run"), "--threads", "1", "--content-weight", "1"]
     target = write_image_folder(tmp_path / "tgt", classes=2, per_class=6, size=16)
-    train.main(
+    cli.train_main(
         [*args, "--source", f"folder:{root}", "--target", f"folder:{target}", "--val-size", "2"]
     )
     assert len(seen) == 4

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from pixelda import adversarial, checkpoint, judge, train
+from pixelda import adversarial, checkpoint, cli, judge, train
 from pixelda import data as data_sources
-from pixelda.config import parse_train_args
 from pixelda.data import DataOptions, load
+from pixelda.flags import parse_train_args
 from pixelda.methods import METHODS, cgan, restore
 from pixelda.models import ConditionalDiscriminator, ConditionalGenerator
 
@@ -38,7 +38,7 @@ def _quick(monkeypatch):
 
 
 def _run(tmp_path, name="run", extra=()):
-    return train.main([*TINY_CGAN, "--out", str(tmp_path / name), *extra])
+    return cli.train_main([*TINY_CGAN, "--out", str(tmp_path / name), *extra])
 
 
 def _trained_pair():
@@ -91,7 +91,7 @@ def test_both_methods_run_through_the_one_shared_fit(tmp_path, tiny_args, monkey
     monkeypatch.setattr(train, "fit", spy)
     for method, args in (("pixelda", tiny_args), ("cgan", TINY_CGAN)):
         with pytest.raises(_Stop):
-            train.main([*args, "--method", method, "--out", str(tmp_path / method)])
+            cli.train_main([*args, "--method", method, "--out", str(tmp_path / method)])
     assert seen == [(METHODS["pixelda"], METHODS["pixelda"].train_step), (cgan, cgan.train_step)]
 
 
@@ -130,7 +130,9 @@ def test_cgan_run_metrics_grid_and_summary(tmp_path):
 def test_interrupted_and_resumed_run_logs_the_same_losses(tmp_path):
     _run(tmp_path, "straight")
     _run(tmp_path, "resumed", extra=["--steps", "2"])
-    train.main(["--out", str(tmp_path / "resumed"), "--resume", "--steps", "4", "--no-progress"])
+    cli.train_main(
+        ["--out", str(tmp_path / "resumed"), "--resume", "--steps", "4", "--no-progress"]
+    )
 
     def records(name):
         lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
@@ -175,22 +177,36 @@ def test_cgan_defaults_apply_under_user_flags_only_for_cgan():
 def test_weight_average_moves_by_one_minus_decay_and_copies_bn_statistics():
     torch.manual_seed(0)
     kw = {"num_classes": 10, "out_channels": 1, "image_size": 16, "latent_dim": 4, "width": 8}
-    ema, model = ConditionalGenerator(**kw), ConditionalGenerator(**kw)
-    before = [p.clone() for p in ema.parameters()]
+    model = ConditionalGenerator(**kw)
+    ema = cgan.weight_average(model, 0.9)
+    ema.update_parameters(model)  # the first update copies G
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
     model.body[0].running_mean.fill_(0.5)
-    cgan.update_ema(ema, model, 0.9)
-    for b, p_ema, p in zip(before, ema.parameters(), model.parameters()):
-        assert torch.allclose(p_ema, 0.9 * b + 0.1 * p)
-    assert torch.equal(ema.body[0].running_mean, model.body[0].running_mean)
+    before = [p.clone() for p in ema.module.parameters()]
+    ema.update_parameters(model)  # n = 1: decay min(0.9, 2 / 11)
+    decay = 2 / 11
+    for b, p_ema, p in zip(before, ema.module.parameters(), model.parameters()):
+        assert torch.allclose(p_ema, decay * b + (1 - decay) * p)
+    assert torch.equal(ema.module.body[0].running_mean, model.body[0].running_mean)
+    for _ in range(100):  # late on the decay is capped at 0.9
+        ema.update_parameters(model)
+    before = [p.clone() for p in ema.module.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update_parameters(model)
+    for b, p_ema, p in zip(before, ema.module.parameters(), model.parameters()):
+        assert torch.allclose(p_ema, 0.9 * b + 0.1 * p, atol=1e-6)
 
 
 def test_export_writes_a_labeled_dataset_from_a_cgan_checkpoint(tmp_path, tiny_args):
-    from pixelda import export
 
     args = [a if a != "4" else "2" for a in tiny_args]
-    train.main([*args, "--method", "cgan"])
+    cli.train_main([*args, "--method", "cgan"])
     out = tmp_path / "synthetic"
-    export.main(
+    cli.export_main(
         [
             "--checkpoint",
             str(tmp_path / "run" / "ckpt.pt"),

@@ -5,8 +5,9 @@ import dataclasses
 import pytest
 from PIL import Image
 
-from pixelda import evaluate, train
-from pixelda.config import PRESETS, TrainConfig, build_parser, resolve
+from pixelda import cli
+from pixelda.config import PRESETS, TrainConfig, resolve
+from pixelda.flags import build_parser
 
 from .conftest import TINY
 
@@ -32,7 +33,7 @@ def test_preset_then_flags_override_defaults():
 def _bad(argv, tmp_path, capsys, expected: str):
     out = tmp_path / "never"
     with pytest.raises(SystemExit) as e:
-        train.main([*TINY, "--out", str(out), *argv])
+        cli.train_main([*TINY, "--out", str(out), *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2
     assert len([line for line in err if "error" in line]) == 1 and expected in err[-1]
@@ -88,10 +89,10 @@ def test_resume_or_evaluate_from_a_file_that_is_not_a_checkpoint(content, tmp_pa
     (run / "ckpt.pt").write_bytes(content)
     (run / "config.json").write_text("{}")
     with pytest.raises(SystemExit) as e:
-        train.main(["--out", str(run), "--resume"])
+        cli.train_main(["--out", str(run), "--resume"])
     assert e.value.code == 2 and "not a readable pixelda checkpoint" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
-        evaluate.main(["--checkpoint", str(run / "ckpt.pt")])
+        cli.evaluate_main(["--checkpoint", str(run / "ckpt.pt")])
     assert e.value.code == 2 and "not a readable pixelda checkpoint" in capsys.readouterr().err
     assert sorted(p.name for p in run.iterdir()) == ["ckpt.pt", "config.json"]
 
@@ -109,21 +110,21 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path, capsys):
 
     torch.save({"format": "pixelda-checkpoint", "payload": Evil()}, tmp_path / "ckpt.pt")
     with pytest.raises(SystemExit) as e:
-        evaluate.main(["--checkpoint", str(tmp_path / "ckpt.pt")])
+        cli.evaluate_main(["--checkpoint", str(tmp_path / "ckpt.pt")])
     assert e.value.code == 2 and "refused" in capsys.readouterr().err
     assert not marker.exists()
 
 
 def test_resume_refuses_changed_model_flags(tmp_path, tiny_args, capsys):
-    train.main(tiny_args)
+    cli.train_main(tiny_args)
     with pytest.raises(SystemExit) as e:
-        train.main(["--out", str(tmp_path / "run"), "--resume", "--g-width", "16"])
+        cli.train_main(["--out", str(tmp_path / "run"), "--resume", "--g-width", "16"])
     assert e.value.code == 2 and "--g-width" in capsys.readouterr().err
 
 
 def test_evaluate_scores_a_checkpoint(tmp_path, tiny_args, capsys):
-    train.main(tiny_args)
-    result = evaluate.main(
+    cli.train_main(tiny_args)
+    result = cli.evaluate_main(
         [
             "--checkpoint",
             str(tmp_path / "run" / "ckpt.pt"),

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pixelda import adversarial, checkpoint, train
+from pixelda import adversarial, checkpoint, cli
 from pixelda.adversarial import learning_rate
 from pixelda.batches import Batch
 from pixelda.config import resolve
@@ -85,7 +85,7 @@ def test_lr_and_lambda_follow_the_loops_clock_aware_progress(tmp_path, monkeypat
 
     monkeypatch.setattr(adversarial, "run_progress", ahead)
     out = tmp_path / "run"
-    train.main([*TINY, "--method", "dann", "--preset", "paper", "--out", str(out)])
+    cli.train_main([*TINY, "--method", "dann", "--preset", "paper", "--out", str(out)])
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["kind"] == "train"]
     assert [r["lambda"] for r in steps] == pytest.approx([dann_lambda(p) for p in seen])
@@ -94,7 +94,7 @@ def test_lr_and_lambda_follow_the_loops_clock_aware_progress(tmp_path, monkeypat
 
 def test_tiny_paper_run_end_to_end_with_sgd(tmp_path):
     out = tmp_path / "run"
-    summary = train.main([*TINY, "--method", "dann", "--preset", "paper", "--out", str(out)])
+    summary = cli.train_main([*TINY, "--method", "dann", "--preset", "paper", "--out", str(out)])
     assert summary["finished"] and summary["preset"] == "paper"
     assert 0.0 <= summary["metrics"]["domain_acc"] <= 1.0
     stored = json.loads((out / "config.json").read_text())

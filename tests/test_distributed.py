@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from pixelda import checkpoint, train
+from pixelda import checkpoint, cli
 from pixelda.batches import Batches
+from pixelda.cli import evaluate_main, export_main
 from pixelda.data import ImageSet
-from pixelda.evaluate import main as evaluate_main
-from pixelda.evaluate import score
-from pixelda.export import main as export_main
+from pixelda.metrics import score
 
 from .conftest import TINY
 
@@ -24,16 +23,19 @@ REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
-def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+def torchrun(
+    *args: str, nproc: int = 2, ok: bool = True, **extra_env
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
+        **extra_env,
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
         "OMP_NUM_THREADS": "1",
     }
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd += [f"--nproc-per-node={nproc}", *args]
     proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (proc.returncode == 0) == ok, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
@@ -145,7 +147,7 @@ def test_a_two_rank_checkpoint_resumes_in_one_process(two_rank_run, tmp_path):
     for p in out.iterdir():
         if p.is_file():
             (copy / p.name).write_bytes(p.read_bytes())
-    summary = train.main(["--out", str(copy), "--resume", "--steps", "6", "--no-progress"])
+    summary = cli.train_main(["--out", str(copy), "--resume", "--steps", "6", "--no-progress"])
     assert summary["steps"] == 6 and summary["finished"] and summary["processes"] == 1
 
 
@@ -155,7 +157,7 @@ def test_two_ranks_equal_one_process_with_the_global_batch(tmp_path):
     dump = tmp_path / "dump"
     dump.mkdir()
     torchrun(str(WORKER), str(dump), *common, "--out", str(tmp_path / "ddp"))
-    train.main([*common, "--batch-size", "8", "--out", str(tmp_path / "one")])
+    cli.train_main([*common, "--batch-size", "8", "--out", str(tmp_path / "one")])
     one = checkpoint.load(tmp_path / "one" / "ckpt.pt")["models"]["classifier"]
     ddp = checkpoint.load(tmp_path / "ddp" / "ckpt.pt")["models"]["classifier"]
     # Float rounding differs (one sum of 8 vs two of 4, then averaged), and Adam divides small
@@ -179,3 +181,16 @@ def test_a_two_rank_export_equals_a_one_process_export(two_rank_run, tmp_path, f
             assert ma.pop("created") and mb.pop("created") and ma == mb
         elif a.is_file():
             assert a.read_bytes() == b.read_bytes(), name
+
+
+@pytest.mark.parametrize("fail_rank", [0, 1])
+def test_a_failed_rank_of_an_export_leaves_no_partial_folder(two_rank_run, tmp_path, fail_rank):
+    out, _ = two_rank_run
+    dest = tmp_path / "exports" / "adapted"
+    dest.parent.mkdir()
+    args = ["--checkpoint", str(out / "ckpt.pt"), "--out", str(dest), "--limit", "40"]
+    args += ["--batch-size", "8", "--no-progress"]
+    worker = Path(__file__).with_name("export_worker.py")
+    torchrun(str(worker), *args, ok=False, FAIL_RANK=str(fail_rank))
+    assert not dest.exists()
+    assert list(dest.parent.iterdir()) == []  # no .partial-* staging folder, no lock left

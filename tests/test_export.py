@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from pixelda import __version__, checkpoint, config, export, writers
+from pixelda import __version__, checkpoint, cli, config, writers
 from pixelda.data import DataOptions, load, to_float, to_uint8
 from pixelda.methods import DataInfo, pixelda, restore
 
@@ -59,7 +59,7 @@ def source_dir(tmp_path_factory) -> Path:
 
 
 def run_export(ckpt: Path, out: Path, source_dir: Path, *args: str) -> dict:
-    return export.main(
+    return cli.export_main(
         [
             "--checkpoint",
             str(ckpt),
@@ -299,3 +299,40 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     err = capsys.readouterr().err
     assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_run_folder_exports_its_best_checkpoint_and_the_manifest_says_which(
+    ckpt, source_dir, tmp_path
+):
+    run = tmp_path / "run"
+    run.mkdir()
+    stored = checkpoint.load(ckpt)
+    for name in ("ckpt.pt", "best.pt"):
+        (run / name).write_bytes(ckpt.read_bytes())
+    # best.pt as the loop writes it: an earlier step, with the score that made it the best.
+    best = torch.load(run / "best.pt", weights_only=True)
+    best.update(step=2, best={"step": 2, "metric": "target_val_acc", "value": 0.5})
+    torch.save(best, run / "best.pt")
+    evals = [{"kind": "eval", "step": 2, "target_val_acc": 0.5, "validator_im": 1.5}]
+    evals += [{"kind": "eval", "step": 4, "target_val_acc": 0.4, "validator_im": 1.2}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evals))
+
+    meta = run_export(run, tmp_path / "a", source_dir, "--limit", "3")
+    assert Path(meta["checkpoint"]) == run / "best.pt" and meta["checkpoint_kind"] == "best"
+    assert meta["checkpoint_step"] == 2
+    assert meta["checkpoint_scores"] == {"target_val_acc": 0.5, "validator_im": 1.5}
+
+    (run / "best.pt").unlink()  # a run without validation: its last checkpoint
+    meta = run_export(run, tmp_path / "b", source_dir, "--limit", "3")
+    assert Path(meta["checkpoint"]) == run / "ckpt.pt" and meta["checkpoint_kind"] == "last"
+    assert (meta["checkpoint_step"], meta["checkpoint_scores"]["target_val_acc"]) == (4, 0.4)
+    assert stored["step"] == 4
+
+
+def test_a_folder_without_checkpoints_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as e:
+        cli.export_main(["--checkpoint", str(tmp_path / "empty"), "--out", str(tmp_path / "x")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no checkpoint at" in err[0] and "ckpt.pt" in err[0]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelda import checkpoint, train
+from pixelda import checkpoint, cli, config, distributed, rundata
 from pixelda.data import DataOptions, load, split_validation
 from pixelda.data.common import resize, validation_split
 from pixelda.data.mnistm import compose
@@ -52,7 +52,7 @@ def test_validation_split_of_regression_targets_is_a_random_subset():
 @pytest.mark.parametrize("size", [0, 2, 4000, 5000])
 def test_bad_val_size_is_a_one_line_error(size, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        train.main([*TINY, "--out", str(tmp_path / "run"), "--val-size", str(size)])
+        cli.train_main([*TINY, "--out", str(tmp_path / "run"), "--val-size", str(size)])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].startswith("error: --val-size") and "Traceback" not in err
@@ -60,25 +60,25 @@ def test_bad_val_size_is_a_one_line_error(size, tmp_path, capsys):
 
 
 def test_the_pool_shrinks_by_val_size_and_the_split_ignores_seed_and_ranks(monkeypatch):
-    cfg = train.resolve({"val_size": 300, "image_size": 16})
-    data = train.load_data(cfg)
-    full = load("mnistm", "train", train.data_options(cfg))
+    cfg = config.resolve({"val_size": 300, "image_size": 16})
+    data = rundata.load_data(cfg)
+    full = load("mnistm", "train", DataOptions.from_config(cfg))
     assert len(data.target_train) == len(full) - 300 and len(data.target_val) == 300
     assert data.target_train.labels is None  # the pool is unlabeled for every method but one
     assert data.target_val.labels.bincount().tolist() == [30] * 10  # 400 of each class
     # Not one validation image is in the pool (the embedded digits hold no duplicates).
     pool = {bytes(x.numpy()) for x in data.target_train.images}
     assert not any(bytes(x.numpy()) in pool for x in data.target_val.images)
-    monkeypatch.setattr(train.distributed, "rank", lambda: 1)
-    monkeypatch.setattr(train.distributed, "world_size", lambda: 2)
-    other = train.load_data(train.resolve({"val_size": 300, "image_size": 16, "seed": 5}))
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    other = rundata.load_data(config.resolve({"val_size": 300, "image_size": 16, "seed": 5}))
     assert torch.equal(other.target_val.images, data.target_val.images)
     assert torch.equal(other.target_train.images, data.target_train.images)
 
 
 def test_evaluations_log_validation_and_best_pt_holds_the_best_step(tmp_path):
     out = tmp_path / "run"
-    summary = train.main([*TINY, "--out", str(out), "--steps", "6", "--eval-every", "1"])
+    summary = cli.train_main([*TINY, "--out", str(out), "--steps", "6", "--eval-every", "1"])
     evals = [
         json.loads(line)
         for line in (out / "metrics.jsonl").read_text().splitlines()
@@ -99,10 +99,9 @@ def test_evaluations_log_validation_and_best_pt_holds_the_best_step(tmp_path):
 
 def test_a_best_pt_scores_as_its_evaluation_did(tmp_path):
     out = tmp_path / "run"
-    summary = train.main([*TINY, "--out", str(out), "--steps", "3", "--eval-every", "1"])
-    from pixelda import evaluate
+    summary = cli.train_main([*TINY, "--out", str(out), "--steps", "3", "--eval-every", "1"])
 
-    result = evaluate.main(["--checkpoint", str(out / "best.pt"), "--split", "val"])
+    result = cli.evaluate_main(["--checkpoint", str(out / "best.pt"), "--split", "val"])
     assert result["acc"] == pytest.approx(summary["best"]["value"])
 
 
@@ -127,7 +126,7 @@ def test_a_target_without_a_test_split_reports_validation_only(tmp_path, capsys)
     source = write_image_folder(tmp_path / "src", classes=10, per_class=3, size=16, mode="L")
     for c in range(10):  # named as USPS's digits: labeled splits are matched by class name
         (source / f"class{c}").rename(source / str(c))
-    summary = train.main(
+    summary = cli.train_main(
         [
             *TINY,
             "--out",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelda import train
+from pixelda import cli
 from pixelda.data import DataOptions, load
 from pixelda.errors import UserError
 
@@ -49,7 +49,7 @@ def test_csv_bad_rows_name_file_and_line(tmp_path, bad_row, expected):
 def test_regression_runs_end_to_end_and_reports_rmse(tmp_path, method):
     src = _manifest(tmp_path / "src", seed=0)
     tgt = _manifest(tmp_path / "tgt", seed=1)
-    summary = train.main(
+    summary = cli.train_main(
         [
             *TINY,
             "--out",
@@ -76,6 +76,6 @@ def test_regression_runs_end_to_end_and_reports_rmse(tmp_path, method):
 def test_regression_targets_need_the_regression_task(tmp_path, capsys):
     src = _manifest(tmp_path / "src")
     with pytest.raises(SystemExit) as e:
-        train.main([*TINY, "--out", str(tmp_path / "run"), "--source", f"csv:{src}"])
+        cli.train_main([*TINY, "--out", str(tmp_path / "run"), "--source", f"csv:{src}"])
     assert e.value.code == 2 and "--task regression" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

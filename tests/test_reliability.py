@@ -22,7 +22,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelda import checkpoint, evaluate, export, train
+from pixelda import checkpoint, cli, config, exporting
 from pixelda.methods import pixelda as pixelda_method
 from pixelda.rundir import RunDir
 
@@ -98,9 +98,9 @@ def test_a_malicious_checkpoint_never_runs(tmp_path, capsys):
     (run / "config.json").write_text("{}")
     ckpt = str(run / "ckpt.pt")
     calls = {
-        "resume": lambda: train.main(["--out", str(run), "--resume"]),
-        "evaluate": lambda: evaluate.main(["--checkpoint", ckpt]),
-        "export": lambda: export.main(["--checkpoint", ckpt, "--out", str(tmp_path / "x")]),
+        "resume": lambda: cli.train_main(["--out", str(run), "--resume"]),
+        "evaluate": lambda: cli.evaluate_main(["--checkpoint", ckpt]),
+        "export": lambda: cli.export_main(["--checkpoint", ckpt, "--out", str(tmp_path / "x")]),
     }
     for name, call in calls.items():
         line = _exits_2_with_one_line(call, capsys)
@@ -118,7 +118,7 @@ def reference(tmp_path_factory, data) -> list[dict]:
     """The train records of an uninterrupted run with CRASH_ARGS."""
     out = tmp_path_factory.mktemp("reference") / "run"
     threads = torch.get_num_threads()
-    train.main([*CRASH_ARGS, *data, "--out", str(out)])
+    cli.train_main([*CRASH_ARGS, *data, "--out", str(out)])
     torch.set_num_threads(threads)
     return _train_records(out)
 
@@ -188,13 +188,13 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_losses(
                 f.write('{"kind": "train", "step": 9')
         if found["ckpt_step"] is None:  # killed before its first checkpoint
             line = _exits_2_with_one_line(
-                lambda: train.main(["--out", str(run), "--resume"]), capsys
+                lambda: cli.train_main(["--out", str(run), "--resume"]), capsys
             )
             assert "--overwrite" in line
             args, restarts = [*CRASH_ARGS, *data, "--out", str(run), "--overwrite"], restarts + 1
         else:
             args, resumes = ["--out", str(run), "--resume"], resumes + 1
-    summary = train.main([*args, "--no-progress"])
+    summary = cli.train_main([*args, "--no-progress"])
     assert summary["steps"] == 24 and summary["finished"]
     assert _train_records(run) == reference
     assert not list(run.glob(".*.tmp"))
@@ -221,7 +221,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_gives_the_uninterrupted_losses(
     step = checkpoint.load(run / "ckpt.pt")["step"]
     assert f"interrupted at step {step}; checkpoint saved" in err and "--resume" in err
     assert 0 < step < 24
-    summary = train.main(["--out", str(run), "--resume", "--no-progress"])
+    summary = cli.train_main(["--out", str(run), "--resume", "--no-progress"])
     assert summary["steps"] == 24 and summary["finished"]
     assert _train_records(run) == reference
     print(
@@ -258,7 +258,7 @@ def test_a_nan_loss_stops_with_one_line_and_keeps_the_last_checkpoint(
     seen, run = {}, tmp_path / "run"
     _poison_step(monkeypatch, 3, value, seen)
     args = [*ARGS, *data, "--checkpoint-every", "1", "--out", str(run)]
-    line = _exits_2_with_one_line(lambda: train.main(args), capsys)
+    line = _exits_2_with_one_line(lambda: cli.train_main(args), capsys)
     assert f"step 3: g_loss is {value}" in line and "last good checkpoint" in line
     assert (run / "ckpt.pt").read_bytes() == seen["ckpt"]
     assert checkpoint.load(run / "ckpt.pt")["step"] == 2
@@ -267,7 +267,7 @@ def test_a_nan_loss_stops_with_one_line_and_keeps_the_last_checkpoint(
 def test_on_nan_skip_undoes_the_bad_step_and_goes_on(tmp_path, data, monkeypatch):
     seen, run = {}, tmp_path / "run"
     _poison_step(monkeypatch, 3, float("nan"), seen)
-    summary = train.main([*ARGS, *data, "--on-nan", "skip", "--out", str(run)])
+    summary = cli.train_main([*ARGS, *data, "--on-nan", "skip", "--out", str(run)])
     assert summary["steps"] == 4 and summary["skipped_steps"] == 1
     records = RunDir(run).read_metrics()
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 4]
@@ -292,7 +292,7 @@ def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_old_one(
     failure, tmp_path, data, monkeypatch, capsys
 ):
     run = tmp_path / "run"
-    train.main([*ARGS, *data, "--out", str(run)])
+    cli.train_main([*ARGS, *data, "--out", str(run)])
     before = (run / "ckpt.pt").read_bytes()
     real_replace = os.replace
 
@@ -303,7 +303,7 @@ def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_old_one(
 
     monkeypatch.setattr(os, "replace", replace)
     resume = ["--out", str(run), "--resume", "--steps", "6"]
-    line = _exits_2_with_one_line(lambda: train.main(resume), capsys)
+    line = _exits_2_with_one_line(lambda: cli.train_main(resume), capsys)
     assert f"cannot write {run / 'ckpt.pt'}: {failure.strerror}" in line
     assert (run / "ckpt.pt").read_bytes() == before
     assert not list(run.glob(".*.tmp"))
@@ -312,7 +312,7 @@ def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_old_one(
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, data) -> Path:
     out = tmp_path_factory.mktemp("trained") / "run"
-    train.main([*ARGS, *data, "--out", str(out)])
+    cli.train_main([*ARGS, *data, "--out", str(out)])
     return out / "ckpt.pt"
 
 
@@ -322,7 +322,7 @@ def test_a_failed_export_is_one_line_and_keeps_the_old_export(
 ):
     out = tmp_path / "adapted"
     args = ["--checkpoint", str(trained), "--out", str(out), "--limit", "6", "--no-progress"]
-    export.main(args)
+    cli.export_main(args)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
     def fail(*args, **kwargs):
@@ -333,7 +333,7 @@ def test_a_failed_export_is_one_line_and_keeps_the_old_export(
         monkeypatch.setattr(os, "rename", fail)
     else:
         monkeypatch.setattr(Image.Image, "save", fail)
-    line = _exits_2_with_one_line(lambda: export.main([*args, "--overwrite"]), capsys)
+    line = _exits_2_with_one_line(lambda: cli.export_main([*args, "--overwrite"]), capsys)
     assert failure.strerror in line and "was left as it was" in line
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
@@ -477,7 +477,7 @@ def _input_cases(tmp: Path, good: Path) -> list[tuple[str, str]]:
 def _flag_case(rng: random.Random) -> list[str]:
     """1 to 3 random flags: any config field or an unknown one, with a random value (a bool
     flag now and then given a value, a valued flag now and then none)."""
-    fields = {f.name: f.default for f in dataclasses.fields(train.TrainConfig)}
+    fields = {f.name: f.default for f in dataclasses.fields(config.TrainConfig)}
     # --compile compiles for minutes on 2 cores (tests/test_speed.py covers it)
     skip = ("out", "resume", "overwrite", "compile")
     names = [n for n in fields if n not in skip] + ["no_such_flag"]
@@ -502,8 +502,8 @@ class Hang(Exception):
     pass
 
 
-def _run_case(argv: list[str], capsys, main=train.main) -> tuple[int, str]:
-    """main(argv) (train.main by default) under a 60 s alarm -> (exit code, error line); any
+def _run_case(argv: list[str], capsys, main=cli.train_main) -> tuple[int, str]:
+    """main(argv) (cli.train_main by default) under a 60 s alarm -> (exit code, error line); any
     escaping exception fails the test."""
 
     def alarm(signum, frame):
@@ -625,7 +625,7 @@ def _hostile_export_cases(tmp: Path, ckpt: Path) -> list[list[str]]:
 
 def _export_flag_case(rng: random.Random, ckpt: Path, out: Path) -> list[str]:
     """A valid export command line with 1 to 3 random flags of ExportConfig added."""
-    fields = {f.name: f.default for f in dataclasses.fields(export.ExportConfig)}
+    fields = {f.name: f.default for f in dataclasses.fields(exporting.ExportConfig)}
     names = [n for n in fields if n not in ("checkpoint", "out", "overwrite")] + ["no_such"]
     argv = ["--checkpoint", str(ckpt), "--out", str(out), "--limit", "6", "--no-progress"]
     for _ in range(rng.randint(1, 3)):
@@ -644,7 +644,7 @@ def test_fuzzed_export_command_lines_work_or_exit_2_with_one_line(trained, tmp_p
     cases = [_export_flag_case(rng, trained, tmp_path / f"x{n}") for n in range(EXPORT_FLAG_CASES)]
     results, table = {0: 0, 2: 0}, []
     for n, argv in enumerate(cases + hostile):
-        code, error = _run_case([*argv, "--no-progress"], capsys, main=export.main)
+        code, error = _run_case([*argv, "--no-progress"], capsys, main=cli.export_main)
         results[code] += 1
         if n >= len(cases):
             assert code == 2, (argv, "must be refused")

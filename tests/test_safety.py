@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelda import evaluate, export, loggers, train
+from pixelda import cli, loggers, rundata, train
 from pixelda.config import resolve
 from pixelda.data import DataOptions, load
 from pixelda.data.folder import ReadOptions, load_folder, scan
@@ -55,7 +55,7 @@ def run(tmp_path_factory, digits) -> Path:
     """A finished tiny run on `digits` (its own source and target)."""
     out = tmp_path_factory.mktemp("run") / "run"
     threads = torch.get_num_threads()
-    train.main([*ARGS, *_data(digits), "--out", str(out)])
+    cli.train_main([*ARGS, *_data(digits), "--out", str(out)])
     torch.set_num_threads(threads)
     return out
 
@@ -94,7 +94,7 @@ def test_train_overwrite_keeps_a_folder_whose_config_json_is_not_ours(
 ):
     folder = _foreign(tmp_path / "mine", config_json=config)
     args = [*ARGS, *_data(digits), "--overwrite", "--out", str(folder)]
-    line = _exits_2_with_one_line(lambda: train.main(args), capsys)
+    line = _exits_2_with_one_line(lambda: cli.train_main(args), capsys)
     assert "refusing to delete" in line and "nothing was deleted" in line
     assert _intact(folder) and (folder / "config.json").read_text() == config
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no lock file left
@@ -103,7 +103,7 @@ def test_train_overwrite_keeps_a_folder_whose_config_json_is_not_ours(
 def test_export_overwrite_keeps_a_folder_whose_manifest_json_is_not_ours(run, tmp_path, capsys):
     folder = _foreign(tmp_path / "site", manifest_json='{"name": "my web app"}')
     args = ["--checkpoint", str(run / "ckpt.pt"), "--out", str(folder), "--overwrite"]
-    line = _exits_2_with_one_line(lambda: export.main([*args, "--no-progress"]), capsys)
+    line = _exits_2_with_one_line(lambda: cli.export_main([*args, "--no-progress"]), capsys)
     assert "refusing to delete" in line
     assert _intact(folder) and json.loads((folder / "manifest.json").read_text())["name"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
@@ -112,11 +112,11 @@ def test_export_overwrite_keeps_a_folder_whose_manifest_json_is_not_ours(run, tm
 def test_overwrite_replaces_a_marked_run_and_a_run_of_the_previous_version(run, digits, tmp_path):
     for legacy in (False, True):
         out = tmp_path / f"run-{legacy}"
-        train.main([*ARGS, *_data(digits), "--steps", "2", "--out", str(out)])
+        cli.train_main([*ARGS, *_data(digits), "--steps", "2", "--out", str(out)])
         assert (out / ".pixelda-run.json").is_file()
         if legacy:  # as the previous version left it: config.json, ckpt.pt, no marker
             (out / ".pixelda-run.json").unlink()
-        train.main([*ARGS, *_data(digits), "--overwrite", "--out", str(out)])
+        cli.train_main([*ARGS, *_data(digits), "--overwrite", "--out", str(out)])
         assert json.loads((out / "summary.json").read_text())["steps"] == 4
 
 
@@ -127,10 +127,10 @@ def test_a_symlink_given_as_out_is_refused_not_followed(entry, run, digits, tmp_
     link = tmp_path / "link"
     link.symlink_to(target)
     if entry == "train":
-        call = lambda: train.main([*ARGS, *_data(digits), "--overwrite", "--out", str(link)])
+        call = lambda: cli.train_main([*ARGS, *_data(digits), "--overwrite", "--out", str(link)])
     else:
         ckpt = str(run / "ckpt.pt")
-        call = lambda: export.main(["--checkpoint", ckpt, "--out", str(link), "--overwrite"])
+        call = lambda: cli.export_main(["--checkpoint", ckpt, "--out", str(link), "--overwrite"])
     assert "symbolic link" in _exits_2_with_one_line(call, capsys)
     assert link.is_symlink() and _intact(target)
 
@@ -140,15 +140,15 @@ def test_out_below_a_regular_file_is_one_line(entry, run, digits, tmp_path, caps
     (tmp_path / "notes.txt").write_text("mine")
     out = tmp_path / "notes.txt" / "run"
     if entry == "train":
-        call = lambda: train.main([*ARGS, *_data(digits), "--out", str(out)])
+        call = lambda: cli.train_main([*ARGS, *_data(digits), "--out", str(out)])
     else:
-        call = lambda: export.main(["--checkpoint", str(run / "ckpt.pt"), "--out", str(out)])
+        call = lambda: cli.export_main(["--checkpoint", str(run / "ckpt.pt"), "--out", str(out)])
     assert "which is a file" in _exits_2_with_one_line(call, capsys)
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_export_to_a_filesystem_root_is_one_line(run, capsys):
-    call = lambda: export.main(["--checkpoint", str(run / "ckpt.pt"), "--out", "/"])
+    call = lambda: cli.export_main(["--checkpoint", str(run / "ckpt.pt"), "--out", "/"])
     assert "filesystem root" in _exits_2_with_one_line(call, capsys)
 
 
@@ -163,17 +163,17 @@ def test_a_locked_run_folder_or_export_destination_refuses_a_second_writer(
     out = tmp_path / "out"
     with locks.hold(out):
         line = _exits_2_with_one_line(
-            lambda: train.main([*ARGS, *_data(digits), "--out", str(out)]), capsys
+            lambda: cli.train_main([*ARGS, *_data(digits), "--out", str(out)]), capsys
         )
         assert "in use by another pixelda process" in line and not out.exists()
         ckpt = str(run / "ckpt.pt")
         line = _exits_2_with_one_line(
-            lambda: export.main(["--checkpoint", ckpt, "--out", str(out), "--no-progress"]),
+            lambda: cli.export_main(["--checkpoint", ckpt, "--out", str(out), "--no-progress"]),
             capsys,
         )
         assert "in use by another pixelda process" in line and not out.exists()
     assert not locks.lock_path(out).exists()
-    export.main(["--checkpoint", str(run / "ckpt.pt"), "--out", str(out), "--no-progress"])
+    cli.export_main(["--checkpoint", str(run / "ckpt.pt"), "--out", str(out), "--no-progress"])
     assert (out / "manifest.json").is_file() and not locks.lock_path(out).exists()
 
 
@@ -198,12 +198,12 @@ def test_two_trainings_on_one_out_one_is_refused_and_a_killed_holder_does_not_bl
             time.sleep(0.05)
         assert first.poll() is None, first.communicate()[1]
         second = [*ARGS, *_data(digits), "--overwrite", "--out", str(out)]
-        line = _exits_2_with_one_line(lambda: train.main(second), capsys)
+        line = _exits_2_with_one_line(lambda: cli.train_main(second), capsys)
         assert "in use by another pixelda process" in line
     finally:
         first.kill()  # SIGKILL: the lock file stays behind, the kernel drops its lock
         first.communicate(timeout=30)
-    summary = train.main([*ARGS, *_data(digits), "--overwrite", "--out", str(out)])
+    summary = cli.train_main([*ARGS, *_data(digits), "--overwrite", "--out", str(out)])
     assert summary["steps"] == 4 and not locks.lock_path(out).exists()
 
 
@@ -236,7 +236,7 @@ def test_the_next_export_removes_a_staging_folder_a_killed_export_left(run, tmp_
     stale = tmp_path / f"adapted.partial-{dead.pid}"
     (stale / "0").mkdir(parents=True)
     (stale / "0" / "0_0.png").write_bytes(b"half")
-    export.main(["--checkpoint", str(run / "ckpt.pt"), "--out", str(out), "--no-progress"])
+    cli.export_main(["--checkpoint", str(run / "ckpt.pt"), "--out", str(out), "--no-progress"])
     assert "removed adapted.partial-" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapted"]
 
@@ -261,7 +261,7 @@ def test_absurd_sizes_are_refused_before_anything_is_allocated_or_written(
     out = tmp_path / "run"
     start = time.monotonic()
     line = _exits_2_with_one_line(
-        lambda: train.main([*ARGS, *_data(digits), *flags, "--out", str(out)]), capsys
+        lambda: cli.train_main([*ARGS, *_data(digits), *flags, "--out", str(out)]), capsys
     )
     assert flags[0] in line and time.monotonic() - start < 10
     assert list(tmp_path.iterdir()) == []
@@ -281,7 +281,9 @@ def test_absurd_sizes_are_refused_before_anything_is_allocated_or_written(
 )
 def test_bad_values_are_refused_up_front(flags, tmp_path, capsys):
     out = tmp_path / "run"  # the embedded data: no folder would check the colour later
-    line = _exits_2_with_one_line(lambda: train.main([*ARGS, *flags, "--out", str(out)]), capsys)
+    line = _exits_2_with_one_line(
+        lambda: cli.train_main([*ARGS, *flags, "--out", str(out)]), capsys
+    )
     assert flags[0] in line and not out.exists()
 
 
@@ -298,7 +300,7 @@ def test_ctrl_c_during_start_up_is_one_line_exit_130_and_leaves_nothing(
         monkeypatch.setattr(loggers, "open_loggers", interrupt)
     out = tmp_path / "new" / "run"
     try:
-        train.main([*ARGS, *_data(digits), "--out", str(out)])
+        cli.train_main([*ARGS, *_data(digits), "--out", str(out)])
     except BaseException as e:  # an escaping KeyboardInterrupt would end the whole session
         caught = e
     err = capsys.readouterr().err
@@ -341,10 +343,10 @@ def test_a_release_layout_without_its_test_labels_trains_and_is_named_by_evaluat
     _classes(tmp_path / "src", [str(c) for c in range(10)], per_class=2)
     args = [*ARGS, "--source", f"folder:{tmp_path / 'src'}", "--target", "mnistm"]
     args += ["--data-root", str(tmp_path / "root"), "--val-size", "10"]
-    train.main([*args, "--out", str(tmp_path / "run")])  # no test split: validation only
+    cli.train_main([*args, "--out", str(tmp_path / "run")])  # no test split: validation only
     capsys.readouterr()
     ckpt = str(tmp_path / "run" / "ckpt.pt")
-    call = lambda: evaluate.main(["--checkpoint", ckpt, "--split", "test"])
+    call = lambda: cli.evaluate_main(["--checkpoint", ckpt, "--split", "test"])
     assert "mnist_m_test_labels.txt" in _exits_2_with_one_line(call, capsys)
 
 
@@ -365,7 +367,7 @@ def test_evaluate_scores_a_folder_of_some_classes_against_the_right_outputs(run,
         (some / name).mkdir(parents=True)
         for f in (digits / "test" / name).iterdir():
             (some / name / f.name).write_bytes(f.read_bytes())
-    result = evaluate.main(["--checkpoint", str(run / "ckpt.pt"), "--data", f"folder:{some}"])
+    result = cli.evaluate_main(["--checkpoint", str(run / "ckpt.pt"), "--data", f"folder:{some}"])
     assert result["counts_per_class"] == {"1": 3, "3": 3}
     import pixelda
 
@@ -379,7 +381,7 @@ def test_evaluate_scores_a_folder_of_some_classes_against_the_right_outputs(run,
 def test_evaluate_refuses_a_class_the_model_does_not_know(run, tmp_path, capsys):
     _classes(tmp_path / "other", ["1", "cat"], per_class=2)
     data = f"folder:{tmp_path / 'other'}"
-    call = lambda: evaluate.main(["--checkpoint", str(run / "ckpt.pt"), "--data", data])
+    call = lambda: cli.evaluate_main(["--checkpoint", str(run / "ckpt.pt"), "--data", data])
     assert "class 'cat' is not one of the model's classes" in _exits_2_with_one_line(call, capsys)
 
 
@@ -390,7 +392,9 @@ def test_training_refuses_a_labeled_target_whose_class_names_the_source_lacks(tm
     _classes(target / "test", ["0", "1"], per_class=2)
     args = [*ARGS, "--source", f"folder:{source}", "--target", f"folder:{target}"]
     args += ["--val-size", "2"]
-    line = _exits_2_with_one_line(lambda: train.main([*args, "--out", str(tmp_path / "r")]), capsys)
+    line = _exits_2_with_one_line(
+        lambda: cli.train_main([*args, "--out", str(tmp_path / "r")]), capsys
+    )
     assert "class '0' is not one of the model's classes" in line
     assert not (tmp_path / "r").exists()
 
@@ -401,7 +405,7 @@ def test_training_maps_a_target_test_of_some_classes_by_name(digits, tmp_path):
     _classes(target / "test", ["2"], per_class=3)
     overrides = {"source": f"folder:{digits}", "target": f"folder:{target}"}
     cfg = resolve({**overrides, "image_size": 16, "val_size": 4})
-    data = train.load_data(cfg)
+    data = rundata.load_data(cfg)
     assert data.target_test.classes == ["0", "1", "2", "3"]
     assert data.target_test.labels.tolist() == [2, 2, 2]
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pixelda import train
+from pixelda import cli
 from pixelda.adversarial import learning_rate, run_progress
 from pixelda.config import resolve
 
@@ -43,7 +43,7 @@ def test_cgan_keeps_a_constant_learning_rate_under_the_fast_preset():
 
 
 def test_a_run_logs_the_learning_rate_it_used(tmp_path, tiny_args):
-    train.main([*tiny_args, "--steps", "4", "--log-every", "1", "--lr", "0.004"])
+    cli.train_main([*tiny_args, "--steps", "4", "--log-every", "1", "--lr", "0.004"])
     records = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     lrs = [r["lr"] for r in map(json.loads, records) if r["kind"] == "train"]
     assert lrs == pytest.approx([0.004, 0.003, 0.002, 0.001])

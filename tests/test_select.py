@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pixelda import select, train
+from pixelda import cli, selection
 
 
 def _write_run(folder, evals):
@@ -49,18 +49,18 @@ def two_runs(tmp_path):
 
 def test_select_ranks_checkpoints_by_the_validators_direction(two_runs):
     a, b = two_runs
-    by_im = select.select([a, b], by="im")  # higher is better
+    by_im = selection.select([a, b], by="im")  # higher is better
     assert [(r["run"], r["step"]) for r in by_im] == [
         (a, 200), (b, 200), (b, 100), (a, 100), (b, 300)
     ]  # fmt: skip
     assert by_im[0]["target_val_acc"] == 0.8 and by_im[1]["target_val_acc"] is None
-    by_kid = select.select([a, b], by="kid")  # lower is better
+    by_kid = selection.select([a, b], by="kid")  # lower is better
     assert [(r["run"], r["step"]) for r in by_kid][:2] == [(b, 200), (a, 200)]
 
 
 def test_select_flags_a_fall_in_label_keeping(two_runs):
     a, b = two_runs
-    flags = {(r["run"], r["step"]): r["flag"] for r in select.select([a, b], by="im")}
+    flags = {(r["run"], r["step"]): r["flag"] for r in selection.select([a, b], by="im")}
     assert not flags[a, 100] and not flags[a, 200] and not flags[b, 100]
     assert "fell to 0.92 from 0.99" in flags[b, 200]  # > 5 points below its best so far
     assert "0.80 < 0.9" in flags[b, 300]
@@ -68,7 +68,7 @@ def test_select_flags_a_fall_in_label_keeping(two_runs):
 
 def test_select_command_prints_the_ranking(two_runs, capsys):
     a, b = two_runs
-    select.main([a, b, "--by", "im"])
+    cli.select_main([a, b, "--by", "im"])
     out = capsys.readouterr().out.splitlines()
     assert "im (higher better)" in out[0] and "target_val_acc" in out[0]
     assert out[1].split()[:3] == ["1", a, "200"]
@@ -89,7 +89,7 @@ def test_select_command_prints_the_ranking(two_runs, capsys):
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(make, by, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        select.main([make(tmp_path), "--by", by])
+        cli.select_main([make(tmp_path), "--by", by])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
@@ -99,16 +99,16 @@ def test_select_two_real_tiny_runs(tmp_path, tiny_args):
     runs = []
     for seed in (0, 1):
         out = str(tmp_path / f"run{seed}")
-        train.main([*tiny_args[:-2], "--out", out, "--seed", str(seed), "--threads", "1"])
+        cli.train_main([*tiny_args[:-2], "--out", out, "--seed", str(seed), "--threads", "1"])
         runs.append(out)
-    rows = select.main([*runs, "--by", "label_keeping"])
+    rows = cli.select_main([*runs, "--by", "label_keeping"])
     assert len(rows) == 4  # evaluations at steps 2 and 4 of each run
     assert {r["run"] for r in rows} == set(runs)
     assert all(r["target_val_acc"] is not None for r in rows)  # shown, never used to rank
     values = [r["value"] for r in rows]
     assert values == sorted(values, reverse=True)
     for by in ("im", "entropy", "snd", "dev", "kid"):
-        assert len(select.select(runs, by=by)) == 4
+        assert len(selection.select(runs, by=by)) == 4
     header = (Path(runs[0]) / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {f"validator_{k}" for k in ("im", "kid", "label_keeping")} <= set(header)
     assert (Path(runs[0]) / "curves.png").stat().st_size > 0

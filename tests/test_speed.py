@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from pixelda import checkpoint, evaluate, export, speed, train
+from pixelda import checkpoint, cli, speed
 from pixelda.config import resolve
 from pixelda.errors import UserError
 
@@ -27,7 +27,7 @@ def _train_losses(run) -> list[dict]:
     "flags", [["--no-channels-last"], ["--fused-adam"], ["--amp", "bf16"]], ids=lambda f: f[-1]
 )
 def test_each_flag_trains_two_steps(flags, tmp_path, tiny_args):
-    summary = train.main([*tiny_args, "--steps", "2", *flags])
+    summary = cli.train_main([*tiny_args, "--steps", "2", *flags])
     assert summary["steps"] == 2 and summary["skipped_steps"] == 0
     losses = _train_losses(tmp_path / "run")
     assert len(losses) == 2
@@ -40,25 +40,27 @@ def test_each_flag_trains_two_steps(flags, tmp_path, tiny_args):
     reason="compiling takes 30-90 s on 2 cores; set PIXELDA_TEST_COMPILE=1 to run",
 )
 def test_compile_trains_two_steps_with_the_same_checkpoint_keys(tmp_path, tiny_args):
-    train.main([*tiny_args, "--steps", "2", "--compile"])
+    cli.train_main([*tiny_args, "--steps", "2", "--compile"])
     keys = checkpoint.load(tmp_path / "run" / "ckpt.pt")["models"]["generator"].keys()
     assert all("_orig_mod" not in k for k in keys)
-    assert train.main(["--out", str(tmp_path / "run"), "--resume", "--steps", "3"])["steps"] == 3
+    assert (
+        cli.train_main(["--out", str(tmp_path / "run"), "--resume", "--steps", "3"])["steps"] == 3
+    )
 
 
 def test_flags_on_then_resumed_with_them_off_same_weight_keys(tmp_path, tiny_args):
-    train.main([*tiny_args, "--steps", "2", *SPEED_FLAGS])
+    cli.train_main([*tiny_args, "--steps", "2", *SPEED_FLAGS])
     run = tmp_path / "run"
     on = checkpoint.load(run / "ckpt.pt")
     assert on["optimizers"]["g"]["param_groups"][0]["fused"] is True
     # Evaluation and export rebuild eager models from a checkpoint trained with the flags.
-    assert 0 <= evaluate.main(["--checkpoint", str(run / "ckpt.pt"), "--data", "mnist"])["acc"]
+    assert 0 <= cli.evaluate_main(["--checkpoint", str(run / "ckpt.pt"), "--data", "mnist"])["acc"]
     source = write_image_folder(tmp_path / "src", classes=2, per_class=2, size=16)
     argv = ["--checkpoint", str(run / "ckpt.pt"), "--out", str(tmp_path / "adapted")]
-    export.main([*argv, "--source", f"folder:{source}", "--variants", "1", "--no-progress"])
+    cli.export_main([*argv, "--source", f"folder:{source}", "--variants", "1", "--no-progress"])
     assert len(list((tmp_path / "adapted").rglob("*.png"))) >= 4
     off_flags = ["--no-channels-last", "--no-fused-adam", "--amp", "none", "--no-progress"]
-    summary = train.main(["--out", str(run), "--resume", "--steps", "4", *off_flags])
+    summary = cli.train_main(["--out", str(run), "--resume", "--steps", "4", *off_flags])
     assert summary["steps"] == 4
     off = checkpoint.load(run / "ckpt.pt")
     assert off["config"]["amp"] == "none" and not off["config"]["fused_adam"]
@@ -95,7 +97,7 @@ def test_bf16_losses_are_float32():
 )
 def test_bad_speed_flags_exit_2_with_one_line(argv, expected, tmp_path, tiny_args, capsys):
     with pytest.raises(SystemExit) as e:
-        train.main([*tiny_args, *argv])
+        cli.train_main([*tiny_args, *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and expected in err[0]
     assert not (tmp_path / "run").exists()
@@ -106,7 +108,7 @@ def test_compile_without_a_cxx_compiler_is_a_one_line_error(
 ):
     monkeypatch.setattr(speed.shutil, "which", lambda name: None)
     with pytest.raises(SystemExit) as e:
-        train.main([*tiny_args, "--compile"])
+        cli.train_main([*tiny_args, "--compile"])
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and "--compile" in err[-1] and "C++ compiler" in err[-1]
     assert not (tmp_path / "run").exists()
@@ -188,7 +190,7 @@ def test_amp_auto_is_bf16_only_where_the_hardware_has_it(native, monkeypatch):
 
 
 def test_summary_says_which_precision_the_run_used(tmp_path, tiny_args):
-    summary = train.main([*tiny_args, "--steps", "1"])
+    summary = cli.train_main([*tiny_args, "--steps", "1"])
     assert summary["amp"] == speed.amp_mode(resolve({}), "cpu")
-    summary = train.main([*TINY, "--steps", "1", "--amp", "none", "--out", str(tmp_path / "n")])
+    summary = cli.train_main([*TINY, "--steps", "1", "--amp", "none", "--out", str(tmp_path / "n")])
     assert summary["amp"] == "none"

@@ -5,6 +5,7 @@ import torch
 
 from pixelda.batches import Batch
 from pixelda.config import resolve
+from pixelda.helpers import uniform_noise
 from pixelda.methods import DataInfo, pixelda
 
 
@@ -36,7 +37,7 @@ def test_d_step_leaves_generator_untouched(setup):
     cfg, m, opts, batch = setup
     g_before, d_before = _state(m["generator"]), _state(m["discriminator"])
     t_before = _state(m["classifier"])
-    x_fake = m["generator"](batch.x_src, pixelda.sample_z(4, cfg.latent_dim, "cpu"))
+    x_fake = m["generator"](batch.x_src, uniform_noise((4, cfg.latent_dim)))
     g_after_forward = _state(m["generator"])  # the forward pass updates G's BN statistics
     pixelda.d_step(m, opts, batch, x_fake.detach(), cfg)
     assert _same(g_after_forward, _state(m["generator"]))
@@ -47,7 +48,7 @@ def test_d_step_leaves_generator_untouched(setup):
 
 def test_g_step_leaves_discriminator_and_classifier_untouched(setup):
     cfg, m, opts, batch = setup
-    x_fake = m["generator"](batch.x_src, pixelda.sample_z(4, cfg.latent_dim, "cpu"))
+    x_fake = m["generator"](batch.x_src, uniform_noise((4, cfg.latent_dim)))
     d_before, t_before = _state(m["discriminator"]), _state(m["classifier"])
     g_before = _state(m["generator"])
     out = pixelda.g_step(m, opts, batch, x_fake, cfg)

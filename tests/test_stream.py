@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelda import checkpoint, train
+from pixelda import checkpoint, cli, config
 from pixelda.batches import Batches
 from pixelda.data import DataOptions, load, stream
 from pixelda.data import folder as folder_module
@@ -65,7 +65,7 @@ def test_streamed_splits_equal_splits_in_memory(tmp_path, kind):
     assert len(_entries(tmp_path)) == 3
 
 
-def test_cache_is_reused_and_a_changed_file_makes_a_new_entry(tmp_path, monkeypatch):
+def test_a_changed_file_makes_a_new_entry_and_removes_the_stale_one(tmp_path, monkeypatch, capsys):
     root = write_image_folder(tmp_path / "f", classes=2, per_class=5, size=16)
     first = load(f"folder:{root}", "eval", _opts(tmp_path, "on"))
     (entry,) = _entries(tmp_path)
@@ -81,7 +81,16 @@ def test_cache_is_reused_and_a_changed_file_makes_a_new_entry(tmp_path, monkeypa
     Image.new("RGB", (16, 16), (1, 2, 3)).save(changed)
     os.utime(changed, ns=(1, 1))  # a new mtime even where the clock is coarse
     again = load(f"folder:{root}", "eval", _opts(tmp_path, "on"))
-    assert len(calls) == 10 and len(_entries(tmp_path)) == 2
+    (new,) = _entries(tmp_path)  # the entry of the old files is gone
+    assert len(calls) == 10 and new != entry
+    assert "removed 1 stale stream cache entry" in capsys.readouterr().err
+    # Another split (other files, other settings) of the same folder is not stale.
+    load(
+        f"folder:{root}",
+        "eval",
+        DataOptions(image_size=20, cache_dir=str(tmp_path / "cache"), stream="on"),
+    )
+    assert new in _entries(tmp_path) and len(_entries(tmp_path)) == 2
     assert again.images[7, :, 0, 0].tolist() == [1, 2, 3]
     _same(again, load(f"folder:{root}", "eval", _opts(tmp_path, "off")))
 
@@ -146,7 +155,7 @@ def test_stream_on_trains_exactly_like_stream_off(tmp_path, capsys):
     runs = {}
     for mode in ("off", "on"):
         out = tmp_path / mode
-        runs[mode] = train.main([*args, "--stream", mode, "--out", str(out)])["metrics"]
+        runs[mode] = cli.train_main([*args, "--stream", mode, "--out", str(out)])["metrics"]
         err = capsys.readouterr().err
         assert ("streaming folder:" in err) is (mode == "on")
     assert runs["on"] == runs["off"]
@@ -155,16 +164,16 @@ def test_stream_on_trains_exactly_like_stream_off(tmp_path, capsys):
         for key, value in off[name].items():
             assert torch.equal(on[name][key], value), (name, key)
     # Resuming may change --stream: it does not change what is trained.
-    train.main(["--out", str(tmp_path / "on"), "--resume", "--steps", "5", "--stream", "off"])
+    cli.train_main(["--out", str(tmp_path / "on"), "--resume", "--steps", "5", "--stream", "off"])
 
 
 def test_bad_stream_value_is_a_one_line_error(capsys):
     with pytest.raises(SystemExit) as e:
-        train.main(["--stream", "bogus"])
+        cli.train_main(["--stream", "bogus"])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--stream" in err and "bogus" in err
     with pytest.raises(UserError, match="--stream: expected one of"):
         DataOptions(stream="bogus").read_options()
     with pytest.raises(UserError, match="--stream: expected one of"):
-        train.resolve({"stream": "always"})
+        config.resolve({"stream": "always"})

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from pixelda import checkpoint, train
+from pixelda import checkpoint, cli
 from pixelda.data import to_float
 from pixelda.methods import restore
 
@@ -21,12 +21,12 @@ def _losses(run_dir, kinds=("train", "eval")):
 
 
 def test_same_seed_same_losses(tmp_path, tiny_args):
-    train.main(tiny_args)
+    cli.train_main(tiny_args)
     other = [*tiny_args[:-1], str(tmp_path / "again")]
-    train.main(other)
+    cli.train_main(other)
     assert _losses(tmp_path / "run") == _losses(tmp_path / "again")
     third = [*tiny_args[:-1], str(tmp_path / "seed1"), "--seed", "1"]
-    train.main(third)
+    cli.train_main(third)
     assert _losses(tmp_path / "run") != _losses(tmp_path / "seed1")
 
 
@@ -35,10 +35,10 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, tiny_args, 
     # The split run changes --steps on resume, which the linear schedule's learning rate reads,
     # so both runs use the staircase; tests/test_reliability.py resumes linear runs.
     flags = [*tiny_args, "--method", method, "--lr-schedule", "step"]
-    train.main([*flags, "--steps", "6"])
+    cli.train_main([*flags, "--steps", "6"])
     out = str(tmp_path / "split")
-    train.main([*flags, "--steps", "3", "--out", out])
-    summary = train.main(["--out", out, "--resume", "--steps", "6", "--no-progress"])
+    cli.train_main([*flags, "--steps", "3", "--out", out])
+    summary = cli.train_main(["--out", out, "--resume", "--steps", "6", "--no-progress"])
     assert summary["steps"] == 6
     # The stopped run also evaluated at its last step (3); training losses must match exactly.
     assert _losses(tmp_path / "run", ["train"]) == _losses(tmp_path / "split", ["train"])
@@ -46,7 +46,7 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, tiny_args, 
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, tiny_args):
-    train.main(tiny_args)
+    cli.train_main(tiny_args)
     ckpt = checkpoint.load(tmp_path / "run" / "ckpt.pt")
     assert ckpt["step"] == 4 and ckpt["config"]["image_size"] == 16
     cfg, _info, models = restore(ckpt)
@@ -62,14 +62,14 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, tiny_args):
 
 
 def test_run_directory_is_never_silently_overwritten(tmp_path, tiny_args, capsys):
-    train.main(tiny_args)
+    cli.train_main(tiny_args)
     before = (tmp_path / "run" / "ckpt.pt").read_bytes()
     with pytest.raises(SystemExit) as e:
-        train.main(tiny_args)
+        cli.train_main(tiny_args)
     assert e.value.code == 2
     assert "not empty" in capsys.readouterr().err
     assert (tmp_path / "run" / "ckpt.pt").read_bytes() == before
-    train.main([*tiny_args, "--overwrite", "--seed", "3"])
+    cli.train_main([*tiny_args, "--overwrite", "--seed", "3"])
     assert (tmp_path / "run" / "ckpt.pt").read_bytes() != before
 
 
@@ -78,13 +78,13 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, tiny_args, capsy
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
     with pytest.raises(SystemExit):
-        train.main([*tiny_args, "--overwrite"])
+        cli.train_main([*tiny_args, "--overwrite"])
     assert (precious / "thesis.tex").read_text() == "years of work"
     assert "not a pixelda run directory" in capsys.readouterr().err
 
 
 def test_metrics_and_summary_are_held_out(tmp_path, tiny_args):
-    summary = train.main(tiny_args)
+    summary = cli.train_main(tiny_args)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     evals = [r for r in records if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [2, 4]
@@ -96,11 +96,11 @@ def test_metrics_and_summary_are_held_out(tmp_path, tiny_args):
 def test_without_out_each_run_gets_a_fresh_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     args = [*TINY, "--steps", "1", "--method", "source-only"]
-    train.main(args)
-    train.main(args)
+    cli.train_main(args)
+    cli.train_main(args)
     assert (tmp_path / "runs" / "source-only" / "ckpt.pt").is_file()
     assert (tmp_path / "runs" / "source-only-2" / "ckpt.pt").is_file()
     assert "run in runs/source-only-2" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        train.main(["--resume", "--no-progress"])
+        cli.train_main(["--resume", "--no-progress"])
     assert "error: --resume: name the run to continue with --out RUN" in capsys.readouterr().err

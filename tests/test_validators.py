@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pixelda import config, validators
+from pixelda import cli, config, validators
 from pixelda.data import ImageSet
 from pixelda.errors import UserError
 from pixelda.methods import METHODS, DataInfo
@@ -90,6 +90,20 @@ def test_density_ratio_weighs_target_like_source_images_up():
     assert (w.log().abs() < exact.abs()).all()
     same = validators.density_ratio(f_src, torch.randn(400, 2, generator=g), f_src)
     assert same.mean().item() == pytest.approx(1.0, abs=0.1)
+
+
+def test_dev_weights_stay_tame_when_the_domains_are_separable():
+    g = torch.Generator().manual_seed(0)
+    f_src = torch.randn(300, 4, generator=g)
+    f_tgt = torch.randn(300, 4, generator=g) + 12.0  # far apart: raw ratios explode
+    raw = validators.density_ratio(f_src, f_tgt, torch.cat([f_src, f_tgt]), l2=0.0).double()
+    assert raw.max() / raw.min() > 1e12
+    w = validators.tame(raw)
+    assert w.mean().item() == pytest.approx(1.0, abs=1e-5)
+    assert (w.max() / w.min()).item() <= validators.DEV_MAX_WEIGHT**2 * (1 + 1e-5)
+    losses = torch.rand(600, generator=g)
+    assert abs(validators.dev_risk(losses, w)) < 10 * losses.max().item()
+    assert torch.equal(validators.tame(torch.ones(5)), torch.ones(5))
 
 
 def test_dev_is_lower_when_source_errors_avoid_target_like_images():
@@ -240,7 +254,7 @@ def test_compute_with_a_resnet_backbone():
 def test_without_labeled_validation_best_pt_follows_select_by(tmp_path):
     """A flat (unlabeled) target folder has no validation split: best.pt keeps the evaluation
     with the best --select-by validator, in that validator's direction."""
-    from pixelda import checkpoint, train
+    from pixelda import checkpoint
 
     from .conftest import TINY, write_image_folder
 
@@ -251,7 +265,7 @@ def test_without_labeled_validation_best_pt_follows_select_by(tmp_path):
     for i, f in enumerate(sorted((photos / "class0").iterdir())):  # flat: no class folders
         f.rename(target / f"{i}.png")
     out = tmp_path / "run"
-    summary = train.main(
+    summary = cli.train_main(
         [
             *TINY,
             "--out",

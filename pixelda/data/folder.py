@@ -195,7 +195,13 @@ def _streamed(
     unreadable, problems = [], list(problems or [])
     items = decoded(files, size=size, opts=opts, problems=unreadable, mask_files=mask_files)
     entry = stream.load(
-        path, items, problems=unreadable, total=len(files), channels=channels, where=where
+        path,
+        items,
+        problems=unreadable,
+        total=len(files),
+        channels=channels,
+        where=where,
+        origin_id=stream.origin([*files, *(mask_files or [])], settings),
     )
     # A cached entry remembers the files it skipped; a new one has just found them.
     report_skipped(problems + (entry[2]["problems"] if entry else unreadable), len(problems), where)

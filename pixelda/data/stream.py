@@ -3,7 +3,8 @@
 An entry is a folder CACHE/stream/<name>-<key>/ with images.u8 (N, C, S, S), masks.u8
 (N, 1, S, S) when the files had masks, and meta.json. The key hashes what decides those bytes
 (each file's path, size and mtime, the image size, channels and read options), so a changed
-file makes a new entry. Entries appear whole (written aside, then renamed) and are mapped
+file makes a new entry; the entries it replaces (same folder, same settings: meta.json's
+"origin") are then removed. Entries appear whole (written aside, then renamed) and are mapped
 copy-on-write, so nothing a run does changes them.
 """
 
@@ -11,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -72,6 +74,32 @@ def fingerprint(files: list[Path | None], settings: dict) -> str:
     for f in files:
         h.update(json.dumps(_stat(f)).encode() + b"\n")
     return h.hexdigest()[:20]
+
+
+def origin(files: list[Path | None], settings: dict) -> str:
+    """What an entry is a cache *of*, whatever the files' sizes and mtimes: the folder the files
+    share and the settings. A new entry with the same origin makes the older ones stale."""
+    names = [os.path.abspath(f) for f in files if f is not None]
+    where = os.path.commonpath(names) if names else ""
+    text = json.dumps({**settings, "where": where, "version": VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def prune(root: Path, origin_id: str, keep: str) -> list[Path]:
+    """Remove the entries under root of the same origin as entry `keep` (older versions of the
+    same folder) -> the removed folders. A run still mapping one keeps reading it (the files
+    live on until unmapped)."""
+    removed = []
+    for meta_path in sorted(root.glob("*/meta.json")):
+        entry = meta_path.parent
+        try:
+            same = json.loads(meta_path.read_text()).get("origin") == origin_id
+        except (OSError, ValueError, AttributeError):
+            continue
+        if same and entry.name != keep:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 def _mapped(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
@@ -158,7 +186,14 @@ class Writer:
 
 
 def load(
-    path: Path, items, *, problems: list[str], total: int, channels: int | None, where: str
+    path: Path,
+    items,
+    *,
+    problems: list[str],
+    total: int,
+    channels: int | None,
+    where: str,
+    origin_id: str = "",
 ) -> tuple[torch.Tensor, torch.Tensor | None, dict] | None:
     """open_entry(path), after writing the entry from `items` if there is none; None if
     `items` is empty.
@@ -166,7 +201,8 @@ def load(
     items: lazy (index, image (S, S, C), mask (S, S), whether it had one) of each readable file
     (folder.decoded); problems: the list it appends unreadable files to, kept in meta.json;
     total: the number of files, for the progress bar; channels: convert the images to that
-    many as they are written."""
+    many as they are written; origin_id: see origin(), stale entries of it are removed once
+    the new one is in place."""
     entry = open_entry(path)
     if entry is not None:
         return entry
@@ -183,7 +219,15 @@ def load(
             writer.add(x, from_numpy_hwc(np.stack(masks)))
         if not kept:
             return None
-        writer.commit(masks=found, kept=kept, problems=problems)
+        writer.commit(masks=found, kept=kept, problems=problems, origin=origin_id)
+    if origin_id:
+        stale = prune(path.parent, origin_id, keep=path.name)
+        if stale:
+            print(
+                f"removed {len(stale)} stale stream cache entr{'y' if len(stale) == 1 else 'ies'} "
+                f"of {where} (its files changed)",
+                file=sys.stderr,
+            )
     return open_entry(path)
 
 

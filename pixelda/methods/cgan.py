@@ -2,17 +2,15 @@
 (image, label) pairs from generated ones. Trained by the same loop as PixelDA; scored by a
 judge classifier trained on real images (pixelda/judge.py)."""
 
-import copy
-
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from .. import judge, losses
-from ..adversarial import frozen, optimize
 from ..data import DataOptions
-from ..evaluate import eval_mode, score
+from ..helpers import adam, eval_mode, frozen, optimize, uniform_noise
+from ..metrics import score
 from ..models import ConditionalDiscriminator, ConditionalGenerator
-from .pixelda import adam
 
 # Nothing here classifies: the product is the generator, see generate().
 CLASSIFIER = None
@@ -43,29 +41,25 @@ def build(cfg, info) -> nn.ModuleDict:
     if cfg.ema_decay > 0:
         # The samples come from a running average of G's weights: far less noisy than the
         # last step's G (Yazici et al. 2019). It is saved with the checkpoint, never trained.
-        models["generator_ema"] = copy.deepcopy(generator).requires_grad_(False)
+        models["generator_ema"] = weight_average(generator, cfg.ema_decay)
     return models
 
 
-def ema_decay(cfg, progress: float) -> float:
-    """cfg.ema_decay, lower early on so the average soon forgets the random initial weights:
-    min(decay, (1 + n) / (10 + n)) after n steps (tf.train.ExponentialMovingAverage)."""
-    n = round(progress * cfg.steps)
-    return min(cfg.ema_decay, (1 + n) / (10 + n))
+def weight_average(generator: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of G's weights (BN statistics copied from G). Its first
+    update copies G; after n updates it moves by 1 - min(decay, (1 + n) / (10 + n)), so early
+    on it soon forgets the random initial weights (tf.train.ExponentialMovingAverage)."""
 
+    def average(p_avg: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        n = int(n)
+        return p_avg.lerp(p, 1.0 - min(decay, (1 + n) / (10 + n)))
 
-@torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema = decay * ema + (1 - decay) * model for parameters; buffers (BN statistics) copied."""
-    for p_ema, p in zip(ema.parameters(), model.parameters()):
-        p_ema.lerp_(p, 1.0 - decay)
-    for b_ema, b in zip(ema.buffers(), model.buffers()):
-        b_ema.copy_(b)
+    return AveragedModel(generator, avg_fn=average).requires_grad_(False)
 
 
 def sampler(m: nn.ModuleDict) -> nn.Module:
     """The generator that draws samples: the weight average when there is one."""
-    return m["generator_ema"] if "generator_ema" in m else m["generator"]
+    return m["generator_ema"].module if "generator_ema" in m else m["generator"]
 
 
 def optimizers(m: nn.ModuleDict, cfg) -> dict:
@@ -75,15 +69,10 @@ def optimizers(m: nn.ModuleDict, cfg) -> dict:
     }
 
 
-def sample_z(n: int, latent_dim: int, device, generator: torch.Generator | None = None):
-    """z ~ U(-1, 1)^latent_dim (Mirza & Osindero 2014 draw uniform noise) -> (n, latent_dim)."""
-    return (torch.rand(n, latent_dim, generator=generator) * 2 - 1).to(device)
-
-
 def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dict:
     x, y = batch.x_src, batch.y_src  # real (B, C, H, W) in [-1, 1] and their int64 labels (B,)
     # G draws a digit for each real image's label, so every batch is class-balanced like the data.
-    x_fake = m["generator"](sample_z(x.size(0), cfg.latent_dim, x.device), y)
+    x_fake = m["generator"](uniform_noise((x.size(0), cfg.latent_dim), device=x.device), y)
 
     # (1) D-step: real (x, y) vs generated (G(z, y), y). x_fake is detached: G must not move.
     d_loss = losses.d_loss(m["discriminator"](x, y), m["discriminator"](x_fake.detach(), y))
@@ -94,7 +83,7 @@ def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dic
         g_loss = losses.g_loss(m["discriminator"](x_fake, y))
     optimize(opts["g"], g_loss, cfg.clip_grad_norm)
     if cfg.ema_decay > 0:
-        update_ema(m["generator_ema"], m["generator"], ema_decay(cfg, progress))
+        m["generator_ema"].update_parameters(m["generator"])
     return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
 
 
@@ -108,6 +97,12 @@ def generate(m: nn.ModuleDict, labels: torch.Tensor, z: torch.Tensor) -> torch.T
         return g(z.to(g.fc.weight.device), labels.to(g.fc.weight.device))
 
 
+def exporter(m: nn.ModuleDict):
+    """(x_src, y_src, z) -> one generated digit per source label: the cGAN ignores the source
+    image, so an export is a labeled synthetic dataset with the source's class balance."""
+    return lambda x_src, y_src, z: generate(m, y_src, z)
+
+
 def evaluate(m: nn.ModuleDict, data) -> dict:
     """The judge scores SAMPLES_PER_CLASS generated digits of each class, and real test digits.
 
@@ -119,7 +114,9 @@ def evaluate(m: nn.ModuleDict, data) -> dict:
     g = m["generator"]
     k = g.num_classes
     labels = torch.arange(k).repeat_interleave(SAMPLES_PER_CLASS)
-    z = sample_z(len(labels), g.latent_dim, "cpu", torch.Generator().manual_seed(EVAL_SEED))
+    z = uniform_noise(
+        (len(labels), g.latent_dim), generator=torch.Generator().manual_seed(EVAL_SEED)
+    )
     preds = torch.cat(
         [
             _classify(classifier, generate(m, y_part, z_part).cpu())

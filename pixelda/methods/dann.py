@@ -1,7 +1,7 @@
 """DANN (Ganin et al. 2016): the task tower's features feed the label predictor and, through a
 gradient reversal layer, a domain classifier; one update makes the features domain-invariant.
 
-Optimiser: --optimizer and --lr-schedule, as for the other baselines (classifier.optimizer);
+Optimiser: --optimizer and --lr-schedule, as for the other baselines (helpers.classifier_optimizer);
 `--preset paper` sets the paper's SGD with momentum and annealed rate (pixelda/recipes.py).
 The task network is --backbone's; the domain classifier reads its features.
 """
@@ -12,18 +12,16 @@ import torch
 from torch import nn
 
 from .. import losses
-from ..adversarial import optimize
-from ..evaluate import predict
 from ..grl import dann_lambda, grad_reverse
+from ..helpers import classifier_optimizer, optimize, task_network_for
+from ..metrics import held_out, predict
 from ..models import DomainClassifier
-from . import classifier, pixelda
 
 CLASSIFIER = "classifier"
-grid = classifier.grid
 
 
 def build(cfg, info) -> nn.ModuleDict:
-    network = classifier.build_network(cfg, info)
+    network = task_network_for(cfg, info)
     # Ganin et al. 2016, Sec. 5.2.2: x -> 100 -> 1 behind the MNIST tower, x -> 1024 -> 1024 -> 1
     # behind their larger networks (here the ResNets).
     tower = cfg.backbone == "tower"
@@ -37,7 +35,7 @@ def optimizers(m: nn.ModuleDict, cfg) -> dict:
     # One optimizer: thanks to the reversal layer, features, label predictor and domain
     # classifier all descend one summed loss in a single step.
     params = itertools.chain(m["classifier"].parameters(), m["domain_classifier"].parameters())
-    return {"dann": classifier.optimizer(params, cfg)}
+    return {"dann": classifier_optimizer(params, cfg)}
 
 
 def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dict:
@@ -72,7 +70,12 @@ def evaluate(m: nn.ModuleDict, data) -> dict:
     """The task classifier on held-out splits, plus `domain_acc` on the source test split
     against the target validation split (images neither the features nor the domain
     classifier trained on)."""
-    out = pixelda.evaluate(m, data)
+    out = held_out(m[CLASSIFIER], data)
     if data.source_test is not None and data.target_val is not None:
         out["domain_acc"] = domain_accuracy(m, data.source_test, data.target_val)
     return out
+
+
+def grid(m: nn.ModuleDict, fixed) -> list[torch.Tensor]:
+    """Columns: source | real target (nothing is generated)."""
+    return [fixed.x_src, fixed.x_tgt]

@@ -6,10 +6,17 @@ import itertools
 import torch
 from torch import nn
 
-from .. import losses, speed
-from ..adversarial import frozen, optimize
-from ..evaluate import eval_mode, score
-from ..backbones import task_network
+from .. import losses
+from ..helpers import (
+    adam,
+    eval_mode,
+    fold_batchnorm,
+    frozen,
+    optimize,
+    task_network_for,
+    uniform_noise,
+)
+from ..metrics import held_out
 from ..models import Discriminator, Generator
 
 CLASSIFIER = "classifier"
@@ -34,19 +41,9 @@ def build(cfg, info) -> nn.ModuleDict:
                 dropout=cfg.d_dropout,
                 noise_std=cfg.d_noise,
             ),
-            "classifier": task_network(
-                cfg.backbone,
-                in_channels=c,
-                image_size=size,
-                num_outputs=info.num_outputs,
-                pretrained=cfg.pretrained,
-            ),
+            "classifier": task_network_for(cfg, info),
         }
     )
-
-
-def adam(params, cfg) -> torch.optim.Adam:
-    return speed.adam(params, cfg, lr=cfg.lr, betas=(cfg.beta1, 0.999))
 
 
 def optimizers(m: nn.ModuleDict, cfg) -> dict:
@@ -56,14 +53,9 @@ def optimizers(m: nn.ModuleDict, cfg) -> dict:
     return {"d": adam(d_params, cfg), "g": adam(m["generator"].parameters(), cfg)}
 
 
-def sample_z(n: int, latent_dim: int, device) -> torch.Tensor:
-    """z ~ U(-1, 1)^latent_dim (Bousmalis et al. 2017)."""
-    return torch.rand(n, latent_dim, device=device) * 2 - 1
-
-
 def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dict:
     """One iteration: a D-step then a G-step on the same adapted images."""
-    z = sample_z(batch.x_src.size(0), cfg.latent_dim, batch.x_src.device)
+    z = uniform_noise((batch.x_src.size(0), cfg.latent_dim), device=batch.x_src.device)
     x_fake = m["generator"](batch.x_src, z)  # (B, C, H, W) in [-1, 1]
     # Detached for the D-step, which must not move G; the graph is kept for the G-step.
     return {**d_step(m, opts, batch, x_fake.detach(), cfg), **g_step(m, opts, batch, x_fake, cfg)}
@@ -101,21 +93,8 @@ def g_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> di
 
 
 def evaluate(m: nn.ModuleDict, data) -> dict:
-    """T on the target's validation split, and on the target and source test splits where they
-    exist: {"target_val_acc", "target_test_acc", "source_test_acc"} (or *_rmse, *_rmse_per_output
-    for regression)."""
-    out = {}
-    splits = (
-        ("target_val", data.target_val),
-        ("target_test", data.target_test),
-        ("source_test", data.source_test),
-    )
-    for prefix, split in splits:
-        if split is not None and split.labels is not None:
-            out.update(
-                {f"{prefix}_{k}": v for k, v in score(m[CLASSIFIER], split).items() if k != "n"}
-            )
-    return out
+    """T on the held-out splits (metrics.held_out)."""
+    return held_out(m[CLASSIFIER], data)
 
 
 @torch.no_grad()
@@ -123,6 +102,19 @@ def adapt(generator: nn.Module, x_src: torch.Tensor, z: torch.Tensor) -> torch.T
     """G in eval mode (BN running statistics): the adapted images a user gets."""
     with eval_mode(generator):
         return generator(x_src, z)
+
+
+def exporter(m: nn.ModuleDict):
+    """(x_src, y_src, z) -> adapted images, for writing a dataset: G in eval mode with its
+    BatchNorm folded into the convolutions and channels_last, ~1.3x and ~1.1-1.4x faster on 2
+    CPU cores (benchmarks/export_throughput.py). Outputs agree with adapt() to ~1e-8, so a
+    uint8 pixel can differ by one at a rounding boundary."""
+    generator = fold_batchnorm(m["generator"]).to(memory_format=torch.channels_last)
+
+    def run(x_src: torch.Tensor, y_src: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return adapt(generator, x_src.contiguous(memory_format=torch.channels_last), z)
+
+    return run
 
 
 def grid(m: nn.ModuleDict, fixed) -> list[torch.Tensor]:

@@ -1,0 +1,55 @@
+"""Held-out scores of a model on a labeled ImageSet: accuracy, or RMSE for regression, computed
+in eval mode without gradients (and summed over ranks under torchrun)."""
+
+import torch
+from torch import nn
+
+from . import distributed
+from .data import ImageSet, to_float
+from .helpers import eval_mode
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, images: torch.Tensor, *, device, batch_size: int = 1000):
+    """Model outputs for uint8 (N, C, H, W) images, in batches, in eval mode -> (N, K) on CPU."""
+    device = next(model.parameters()).device if device is None else device
+    with eval_mode(model):
+        outs = [model(to_float(part.to(device))).float().cpu() for part in images.split(batch_size)]
+    return torch.cat(outs)
+
+
+def score(model: nn.Module, data: ImageSet, *, device=None) -> dict:
+    """{"acc", "n"} for class labels; {"rmse", "rmse_per_output", "n"} for regression targets.
+
+    Under torchrun each rank predicts its share of the images and the sums are added up over
+    ranks, so every rank gets the figures of the whole split."""
+    part = distributed.shard(len(data)) if distributed.world_size() > 1 else slice(None)
+    outputs, labels = predict(model, data.images[part], device=device), data.labels[part]
+    if labels.dtype.is_floating_point:
+        squared = (outputs - labels).double().pow(2).sum(0)  # (K,)
+        total = distributed.sum_all(torch.cat([squared, torch.tensor([len(labels)])]))
+        per_output = (total[:-1] / total[-1]).sqrt()
+        return {
+            "rmse": per_output.pow(2).mean().sqrt().item(),
+            "rmse_per_output": per_output.tolist(),
+            "n": len(data),
+        }
+    correct = (outputs.argmax(1) == labels).sum()
+    total = distributed.sum_all(torch.stack([correct, torch.tensor(len(labels))]))
+    return {"acc": (total[0] / total[1]).item(), "n": len(data)}
+
+
+def held_out(model: nn.Module, data) -> dict:
+    """`model` on the target's validation split, and on the target and source test splits
+    where they exist (a run's RunData): {"target_val_acc", "target_test_acc", "source_test_acc"}
+    (or *_rmse, *_rmse_per_output for regression)."""
+    out = {}
+    splits = (
+        ("target_val", data.target_val),
+        ("target_test", data.target_test),
+        ("source_test", data.source_test),
+    )
+    for prefix, split in splits:
+        if split is not None and split.labels is not None:
+            out.update({f"{prefix}_{k}": v for k, v in score(model, split).items() if k != "n"})
+    return out

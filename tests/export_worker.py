@@ -1,0 +1,23 @@
+"""Run by tests/test_distributed.py under torchrun: tools/export_adapted.py's main on this rank,
+with rank FAIL_RANK failing at its first batch, as a rank that runs out of memory would."""
+
+import os
+import sys
+
+from pixelda import cli, distributed, exporting
+
+
+def main() -> None:
+    real = exporting.adapt_batches
+
+    def failing(plan):
+        if distributed.rank() == int(os.environ["FAIL_RANK"]):
+            raise RuntimeError("injected failure")
+        yield from real(plan)
+
+    exporting.adapt_batches = failing
+    cli.export_main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
