@@ -1,12 +1,17 @@
 """How well each label-free validator picks checkpoints, measured on runs that also have labels.
 
 Usage: python benchmarks/validator_study.py RUN [RUN ...] [--acc target_val_acc] [--json OUT]
+       [--plot OUT.png] [--markdown OUT.md]
 
 Per validator, over every evaluation of the given run folders: the Spearman correlation between
 the validator (signed so that higher is better) and the target accuracy, pooled and averaged
 over runs; and the accuracy of the checkpoint it picks in each run, next to the best checkpoint
 (oracle) and the last one. The accuracy is target_val_acc where runs log it, else whatever
 --acc names (target_test_acc in runs made before the validation split existed).
+
+Runs are grouped by their target (config.json), one study per pair. Where a group holds a
+source-only run, "below source-only" says whether the checkpoint a validator picks among all the
+group's runs scores below the best source-only checkpoint: a pick a user must never get.
 """
 
 import argparse
@@ -97,6 +102,89 @@ def study(runs: list[str], acc_key: str) -> dict:
     return result
 
 
+def by_target(runs: list[str]) -> dict[str, list[str]]:
+    """Run folders grouped by the target in their config.json (in the order given)."""
+    groups: dict[str, list[str]] = {}
+    for run in runs:
+        cfg = _config(run)
+        groups.setdefault(cfg.get("target", "?"), []).append(run)
+    return groups
+
+
+def _config(run: str) -> dict:
+    try:
+        return json.loads((Path(run) / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def below_source_only(result: dict, runs: list[str], acc_key: str) -> None:
+    """Mark each validator's overall pick when it scores below the best source-only checkpoint
+    of the group (in place: "below_source_only" True/False; absent without a source-only run)."""
+    floors = [
+        max(r[acc_key] for r in evaluations(run) if r.get(acc_key) is not None)
+        for run in runs
+        if _config(run).get("method") == "source-only"
+    ]
+    if not floors:
+        return
+    result["source_only"] = max(floors)
+    for v in result["validators"].values():
+        v["below_source_only"] = v["picked_overall"] < result["source_only"]
+
+
+def scatter(groups: dict, acc_key: str, path: Path) -> None:
+    """One panel per validator and pair: validator value against accuracy, every evaluation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(HIGHER_IS_BETTER)
+    fig, axes = plt.subplots(len(groups), len(names), figsize=(3 * len(names), 2.8 * len(groups)))
+    axes = [axes] if len(groups) == 1 else axes
+    for row, (target, runs) in zip(axes, groups.items()):
+        for ax, name in zip(row, names):
+            key = f"validator_{name}"
+            for run in runs:
+                pts = [(r[key], r[acc_key]) for r in evaluations(run) if key in r and acc_key in r]
+                if pts:
+                    ax.scatter(*zip(*pts), s=10, label=Path(run).name)
+            way = "higher" if HIGHER_IS_BETTER[name] else "lower"
+            ax.set(title=f"{target}: {name} ({way} better)", xlabel=name, ylabel=acc_key)
+            ax.title.set_fontsize(9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def markdown(studies: dict) -> str:
+    """One table per pair: Spearman, the picked checkpoints' accuracy, oracle and last."""
+    out = []
+    for target, r in studies.items():
+        floor = r.get("source_only")
+        out.append(
+            f"**MNIST → {target}**: {r['runs']} runs, oracle {100 * r['oracle']:.1f}, last "
+            f"{100 * r['last']:.1f} (mean over runs); best of all {100 * r['oracle_overall']:.1f}"
+            + (f"; best source-only {100 * floor:.1f}" if floor is not None else "")
+            + "\n\n| validator | Spearman (pooled) | per run | pick per run | pick of all "
+            "| below source-only |\n|---|---|---|---|---|---|"
+        )
+        for name, v in r["validators"].items():
+            below = v.get("below_source_only")
+            out.append(
+                f"| {name} | {_fmt(v['spearman_pooled'])} | {_fmt(v['spearman_per_run'])} | "
+                f"{100 * v['picked']:.1f} | {100 * v['picked_overall']:.1f} | "
+                f"{'—' if below is None else ('yes' if below else 'no')} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def _fmt(v) -> str:
+    return "—" if v is None else f"{v:+.2f}"
+
+
 def report(result: dict) -> str:
     def fmt(v, pattern="{:+.2f}"):
         return "—" if v is None else pattern.format(v)
@@ -127,16 +215,26 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--acc", default="", help="accuracy key (default: target_val_acc, else test)")
     p.add_argument("--json", default="", help="also write the result here")
+    p.add_argument("--plot", default="", help="scatter plot PNG: validators against accuracy")
+    p.add_argument("--markdown", default="", help="tables per pair, for docs and the README")
     args = p.parse_args(argv)
     acc = args.acc
     if not acc:
         logged = any("target_val_acc" in r for run in args.runs for r in evaluations(run))
         acc = "target_val_acc" if logged else "target_test_acc"
-    result = study(args.runs, acc)
-    print(report(result))
+    groups = by_target(args.runs)
+    studies = {}
+    for target, runs in groups.items():
+        studies[target] = study(runs, acc)
+        below_source_only(studies[target], runs, acc)
+        print(f"== target {target}\n{report(studies[target])}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+        Path(args.json).write_text(json.dumps(studies, indent=2) + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(studies))
+    if args.plot:
+        scatter(groups, acc, Path(args.plot))
+    return studies
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from pixelda import checkpoint, cli, losses, rundata, train
+from pixelda import checkpoint, cli, losses, rundata
 from pixelda.batches import Batch
 from pixelda.grl import dann_lambda
 from pixelda.methods import METHODS, DataInfo, dann, restore
@@ -175,7 +175,7 @@ def _poison_target_labels(monkeypatch) -> list:
         poisoned.append(data.name)
         return dataclasses.replace(pool, labels=(pool.labels + shift) % 10), val
 
-    monkeypatch.setattr(train, "split_validation", split_validation)
+    monkeypatch.setattr(rundata, "split_validation", split_validation)
     return poisoned
 
 

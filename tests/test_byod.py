@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelda import cli, config, losses, train
+from pixelda import cli, config, losses
 from pixelda.data import DataOptions, load
 from pixelda.errors import UserError
 
@@ -174,7 +174,7 @@ def test_train_flags_reach_data_options():
         True,
     )
     with pytest.raises(UserError, match="--resize-mode"):
-        train.resolve({"resize_mode": "squash"})
+        config.resolve({"resize_mode": "squash"})
 
 
 def test_pixelda_content_loss_sees_the_alpha_mask(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from pixelda import adversarial, checkpoint, cli, judge, train
+from pixelda import adversarial, checkpoint, cli, judge, training
 from pixelda import data as data_sources
 from pixelda.data import DataOptions, load
 from pixelda.flags import parse_train_args
@@ -81,14 +81,14 @@ class _Stop(Exception):
 
 
 def test_both_methods_run_through_the_one_shared_fit(tmp_path, tiny_args, monkeypatch):
-    assert train.fit is adversarial.fit  # the entry point's loop is the shared one
+    assert training.fit is adversarial.fit  # the entry point's loop is the shared one
     seen = []
 
     def spy(run, state):
         seen.append((run.method, run.method.train_step))
         raise _Stop  # the loop itself is exercised by the runs below
 
-    monkeypatch.setattr(train, "fit", spy)
+    monkeypatch.setattr(training, "fit", spy)
     for method, args in (("pixelda", tiny_args), ("cgan", TINY_CGAN)):
         with pytest.raises(_Stop):
             cli.train_main([*args, "--method", method, "--out", str(tmp_path / method)])

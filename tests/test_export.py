@@ -273,7 +273,7 @@ def _source_only(path: Path, ckpt: Path) -> None:
 @pytest.mark.parametrize(
     "make_ckpt, args, message",
     [
-        (None, [], "does not exist"),
+        (None, [], "no checkpoint at"),
         (_truncated, [], "not a readable pixelda checkpoint"),
         (_not_ours, [], "not a pixelda checkpoint"),
         (_text, [], "not a readable pixelda checkpoint"),

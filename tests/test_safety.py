@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelda import cli, loggers, rundata, train
+from pixelda import cli, loggers, rundata, training
 from pixelda.config import resolve
 from pixelda.data import DataOptions, load
 from pixelda.data.folder import ReadOptions, load_folder, scan
@@ -295,7 +295,7 @@ def test_ctrl_c_during_start_up_is_one_line_exit_130_and_leaves_nothing(
         raise KeyboardInterrupt
 
     if moment == "loading data":
-        monkeypatch.setattr(train, "load_data", interrupt)
+        monkeypatch.setattr(training, "load_data", interrupt)
     else:
         monkeypatch.setattr(loggers, "open_loggers", interrupt)
     out = tmp_path / "new" / "run"

@@ -142,7 +142,7 @@ def test_validator_study_on_hand_written_runs(tmp_path, capsys):
             _eval(300, im=1.0, kid=0.2, keeping=0.9, target_test_acc=0.7),
         ],
     )
-    result = _study().main([str(a)])
+    result = _study().main([str(a)])["?"]  # no config.json: target unknown
     assert result["accuracy"] == "target_test_acc"  # no target_val_acc logged
     assert result["oracle"] == 0.8 and result["last"] == 0.7
     assert result["validators"]["im"]["picked"] == 0.8
@@ -150,3 +150,33 @@ def test_validator_study_on_hand_written_runs(tmp_path, capsys):
     assert result["validators"]["im"]["spearman_pooled"] == pytest.approx(1.0)
     assert result["validators"]["kid"]["spearman_pooled"] == pytest.approx(1.0)  # lower better
     assert "im" in capsys.readouterr().out
+
+
+def test_validator_study_flags_a_pick_below_source_only_per_pair(tmp_path):
+    def run(name, method, target, evals):
+        folder = _write_run(tmp_path / name, evals)
+        (folder / "config.json").write_text(json.dumps({"method": method, "target": target}))
+        return str(folder)
+
+    runs = [
+        run("src", "source-only", "usps", [_eval(100, 0.5, 0.3, 0.9, target_val_acc=0.70)]),
+        run(
+            "pix",
+            "pixelda",
+            "usps",
+            [
+                _eval(100, im=2.0, kid=0.3, keeping=0.9, target_val_acc=0.60),  # im's pick
+                _eval(200, im=1.0, kid=0.1, keeping=0.9, target_val_acc=0.90),  # kid's pick
+            ],
+        ),
+        run("m", "pixelda", "mnistm", [_eval(100, 1.0, 0.1, 0.9, target_val_acc=0.8)]),
+    ]
+    plot, md = tmp_path / "study.png", tmp_path / "study.md"
+    studies = _study().main([*runs, "--plot", str(plot), "--markdown", str(md)])
+    assert sorted(studies) == ["mnistm", "usps"]
+    usps = studies["usps"]
+    assert usps["source_only"] == 0.70
+    assert usps["validators"]["im"]["below_source_only"] is True
+    assert usps["validators"]["kid"]["below_source_only"] is False
+    assert "below_source_only" not in studies["mnistm"]["validators"]["im"]  # no floor there
+    assert plot.stat().st_size > 0 and "MNIST → usps" in md.read_text()

@@ -201,7 +201,7 @@ def _streamed(
         total=len(files),
         channels=channels,
         where=where,
-        origin_id=stream.origin([*files, *(mask_files or [])], settings),
+        origin_id=stream.origin(name, [*files, *(mask_files or [])], settings),
     )
     # A cached entry remembers the files it skipped; a new one has just found them.
     report_skipped(problems + (entry[2]["problems"] if entry else unreadable), len(problems), where)

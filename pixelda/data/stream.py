@@ -76,12 +76,15 @@ def fingerprint(files: list[Path | None], settings: dict) -> str:
     return h.hexdigest()[:20]
 
 
-def origin(files: list[Path | None], settings: dict) -> str:
-    """What an entry is a cache *of*, whatever the files' sizes and mtimes: the folder the files
-    share and the settings. A new entry with the same origin makes the older ones stale."""
+def origin(name: str, files: list[Path | None], settings: dict) -> str:
+    """What an entry is a cache *of*, whatever the files' sizes and mtimes: the split's name
+    (folder-NAME-SPLIT), the folder its files share, and the settings. A new entry with the
+    same origin makes the older ones stale."""
     names = [os.path.abspath(f) for f in files if f is not None]
     where = os.path.commonpath(names) if names else ""
-    text = json.dumps({**settings, "where": where, "version": VERSION}, sort_keys=True)
+    text = json.dumps(
+        {**settings, "name": name, "where": where, "version": VERSION}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
