@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import to_float
-from .helpers import eval_mode
+from .helpers import eval_mode, uniform_noise
 
 # Which way each validator points. Regression runs get dev and kid only: entropy, im, snd and
 # label_keeping need class probabilities.
@@ -258,7 +258,7 @@ def compute(models: nn.ModuleDict, method_name: str, data: ValidationData | None
         if generator is not None:
             g = torch.Generator().manual_seed(SEED)
             x_src = data.x_src[: max(2, len(data.x_src) // 2)]
-            z = torch.rand(len(x_src), generator.latent_dim, generator=g) * 2 - 1
+            z = uniform_noise((len(x_src), generator.latent_dim), generator=g)
             fake_logits, fake_f = _embed(classifier, x_src, device, generator, z)
             # One scale for every checkpoint: target features get a mean square of 1 per
             # dimension, as T's feature scale grows with training.
