@@ -81,7 +81,7 @@ def study(runs: list[str], acc_key: str) -> dict:
     }
     for name, higher in HIGHER_IS_BETTER.items():
         key, sign = f"validator_{name}", 1 if higher else -1
-        pooled_v, pooled_a, per, picked = [], [], [], []
+        pooled_v, pooled_a, per, picked, oracle = [], [], [], [], []
         for rec in per_run.values():
             scored = [r for r in rec if key in r]
             if not scored:
@@ -91,11 +91,15 @@ def study(runs: list[str], acc_key: str) -> dict:
             pooled_a += a
             per.append(spearman(v, a))
             picked.append(a[max(range(len(v)), key=v.__getitem__)])
+            oracle.append(max(a))
         if pooled_v:
             result["validators"][name] = {
                 "spearman_pooled": spearman(pooled_v, pooled_a),
                 "spearman_per_run": _mean(per),
                 "picked": _mean(picked),
+                # the best checkpoint of the same runs (a validator may not apply to every run)
+                "oracle": _mean(oracle),
+                "runs": len(picked),
                 "picked_overall": pooled_a[max(range(len(pooled_v)), key=pooled_v.__getitem__)],
                 "n": len(pooled_v),
             }
@@ -167,14 +171,15 @@ def markdown(studies: dict) -> str:
             f"**MNIST → {target}**: {r['runs']} runs, oracle {100 * r['oracle']:.1f}, last "
             f"{100 * r['last']:.1f} (mean over runs); best of all {100 * r['oracle_overall']:.1f}"
             + (f"; best source-only {100 * floor:.1f}" if floor is not None else "")
-            + "\n\n| validator | Spearman (pooled) | per run | pick per run | pick of all "
-            "| below source-only |\n|---|---|---|---|---|---|"
+            + "\n\n| validator | Spearman (pooled) | per run | pick per run (its runs' oracle) "
+            "| pick of all | below source-only |\n|---|---|---|---|---|---|"
         )
         for name, v in r["validators"].items():
             below = v.get("below_source_only")
             out.append(
                 f"| {name} | {_fmt(v['spearman_pooled'])} | {_fmt(v['spearman_per_run'])} | "
-                f"{100 * v['picked']:.1f} | {100 * v['picked_overall']:.1f} | "
+                f"{100 * v['picked']:.1f} ({100 * v['oracle']:.1f}) | "
+                f"{100 * v['picked_overall']:.1f} | "
                 f"{'—' if below is None else ('yes' if below else 'no')} |"
             )
         out.append("")
@@ -197,13 +202,14 @@ def report(result: dict) -> str:
         ),
         (
             f"{'validator':<14} {'spearman pooled':>15} {'per run':>8} {'picked acc':>10} "
-            f"{'of all':>7} {'evals':>6}"
+            f"{'oracle':>7} {'of all':>7} {'evals':>6}"
         ),
     ]
     for name, v in result["validators"].items():
         lines.append(
             f"{name:<14} {fmt(v['spearman_pooled']):>15} {fmt(v['spearman_per_run']):>8} "
-            f"{fmt(v['picked'], '{:.2%}'):>10} {fmt(v['picked_overall'], '{:.2%}'):>7} "
+            f"{fmt(v['picked'], '{:.2%}'):>10} {fmt(v['oracle'], '{:.2%}'):>7} "
+            f"{fmt(v['picked_overall'], '{:.2%}'):>7} "
             f"{v['n']:>6}"
         )
     return "\n".join(lines)
@@ -222,7 +228,14 @@ def main(argv: list[str] | None = None) -> dict:
     if not acc:
         logged = any("target_val_acc" in r for run in args.runs for r in evaluations(run))
         acc = "target_val_acc" if logged else "target_test_acc"
-    groups = by_target(args.runs)
+    runs = []
+    for run in args.runs:  # a run still before its first evaluation is left out, with a note
+        try:
+            evaluations(run)
+            runs.append(run)
+        except UserError as e:
+            print(f"note: skipped {e}", file=sys.stderr)
+    groups = by_target(runs)
     studies = {}
     for target, runs in groups.items():
         studies[target] = study(runs, acc)

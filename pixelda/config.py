@@ -27,7 +27,7 @@ OPTIMIZERS = ("adam", "sgd")
 BACKBONES = ("tower", "resnet18", "resnet34", "resnet50")  # pixelda/backbones.py
 # Label-free validators (pixelda/validators.py, which says which way each points): regression
 # runs log dev and kid only, and kid and label_keeping need PixelDA's generator.
-VALIDATORS = ("im", "entropy", "snd", "dev", "kid", "label_keeping")
+VALIDATORS = ("im_kept", "im", "entropy", "snd", "dev", "kid", "label_keeping")
 REGRESSION_VALIDATORS = ("dev", "kid")
 GENERATOR_VALIDATORS = ("kid", "label_keeping")
 
@@ -163,7 +163,7 @@ class TrainConfig:
         "images each sees (a fixed draw, the same for every run, so runs compare); 0: none",
     )
     select_by: str = option(
-        "im",
+        "im_kept",
         "label-free validator that picks the run's best checkpoint (needs no target labels; "
         "regression runs: dev unless given)",
         choices=VALIDATORS,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from .errors import UserError
 from .rundir import RunDir
-from .validators import HIGHER_IS_BETTER, keeping_flag
+from .validators import HIGHER_IS_BETTER, im_kept, keeping_flag
 
-DEFAULT = "im"  # the config's --select-by default
+DEFAULT = "im_kept"  # the config's --select-by default
 
 
 def evaluations(run: str | Path) -> list[dict]:
@@ -19,6 +19,9 @@ def evaluations(run: str | Path) -> list[dict]:
     records = [r for r in RunDir(path).read_metrics() if r.get("kind") == "eval"]
     if not records:
         raise UserError(f"{run}: no evaluations in {path / 'metrics.jsonl'}")
+    for r in records:  # runs logged before im_kept existed: the same value from its two parts
+        if "validator_im" in r and "validator_im_kept" not in r:
+            r["validator_im_kept"] = im_kept(r["validator_im"], r.get("validator_label_keeping"))
     return records
 
 
