@@ -2,7 +2,7 @@
 PixelDA architecture trained under the same budget on the same data.
 
 Usage: python benchmarks/time_to_accuracy.py --data-root ../shared/data [--pairs mnistm usps]
-       [--minutes 10] [--eval-every 250] [--reference-eval-s 30] [--no-reference]
+       [--minutes 10] [--eval-every 250] [--reference-eval-s 30] [--sides ours reference]
        [--out benchmarks/time_to_accuracy] [-- extra pixelda.train flags]
 
 Ours: pixelda.train with --max-minutes (its defaults unless flags follow `--`). The reference:
@@ -12,7 +12,8 @@ benchmarks/reference_throughput.py), its losses and optimizers (least-squares GA
 are scored in eval mode on the same 1,000 validation images held out of the target's training
 split, evaluation time excluded. Per pair it prints the curves and the speed-up: the time the
 reference needs to reach its best accuracy, divided by the time ours needs to reach it.
-Writes OUT/results.json, OUT/results.md and OUT/time_to_accuracy.png.
+Writes OUT/results.json, OUT/results.md and OUT/time_to_accuracy.png; a side run alone
+(--sides) updates its curves in an existing OUT/results.json and keeps the other side's.
 """
 
 import argparse
@@ -137,7 +138,7 @@ def plot(results: dict, path: Path, title: str) -> None:
 
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
     for ax, (target, r) in zip(axes[0], results.items()):
-        for side, curve in (("pixelda", r["ours"]), ("PyTorch-GAN script", r.get("reference"))):
+        for side, curve in (("pixelda", r.get("ours")), ("PyTorch-GAN script", r.get("reference"))):
             if curve:
                 ax.plot([m for m, _ in curve], [100 * a for _, a in curve], marker=".", label=side)
         ax.set(
@@ -161,7 +162,7 @@ def markdown(results: dict, command: str, when: str) -> str:
         marks.append(r["minutes"])
         lines.append("| side | " + " | ".join(f"{m:g} min" for m in marks) + " |")
         lines.append("|---" * (len(marks) + 1) + "|")
-        for side, curve in (("pixelda", r["ours"]), ("PyTorch-GAN script", r.get("reference"))):
+        for side, curve in (("pixelda", r.get("ours")), ("PyTorch-GAN script", r.get("reference"))):
             if curve:
                 cells = []
                 for m in marks:
@@ -189,18 +190,27 @@ def main(argv=None) -> dict:
     p.add_argument("--minutes", type=float, default=10.0, help="training minutes per side")
     p.add_argument("--eval-every", type=int, default=250, help="ours: steps between evaluations")
     p.add_argument("--reference-eval-s", type=float, default=30.0)
-    p.add_argument("--no-reference", action="store_true")
+    p.add_argument(
+        "--sides", nargs="+", default=["ours", "reference"], choices=["ours", "reference"]
+    )
     p.add_argument("--out", default="benchmarks/time_to_accuracy")
     args = p.parse_args(own)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
+    stored = out / "results.json"
+    results = json.loads(stored.read_text()) if stored.is_file() else {}
     for target in args.pairs:
-        r = {"minutes": args.minutes, "ours": ours(target, args, extra, out / "runs" / target)}
-        if not args.no_reference:
+        r = results.setdefault(target, {})
+        if r.get("minutes") != args.minutes:  # another budget: start the pair afresh
+            r.clear()
+        r["minutes"] = args.minutes
+        if "ours" in args.sides:
+            r["ours"] = ours(target, args, extra, out / "runs" / target)
+            r["command_ours"] = "python benchmarks/time_to_accuracy.py " + shlex.join(argv)
+        if "reference" in args.sides:
             r["reference"] = reference(target, args)
+        if r.get("ours") and r.get("reference"):
             r["speedup"] = speedup(r["ours"], r["reference"])
-        results[target] = r
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     command = "python benchmarks/time_to_accuracy.py " + shlex.join(argv)
     text = markdown(results, command, when)
