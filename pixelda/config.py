@@ -25,6 +25,8 @@ STREAM_MODES = ("auto", "on", "off")
 AMP = ("auto", "none", "bf16")
 LR_SCHEDULES = ("step", "linear", "annealed")
 OPTIMIZERS = ("adam", "sgd")
+# --consistency-judge: whose predictions semantic consistency compares (pixelda/methods/pixelda.py)
+CONSISTENCY_JUDGES = ("source", "task")
 BACKBONES = ("tower", "resnet18", "resnet34", "resnet50")  # pixelda/backbones.py
 # Label-free validators (pixelda/validators.py, which says which way each points): regression
 # runs log dev and kid only, and kid and label_keeping need PixelDA's generator.
@@ -203,6 +205,18 @@ class TrainConfig:
     style_weight: float = option(0.0113173311334, "weight of the generator's GAN loss (G-step)")
     task_in_g_weight: float = option(0.0100959947002, "weight of the task loss in the G-step")
     content_weight: float = option(0.0, "weight of the masked PMSE content loss (0 for MNIST-M)")
+    # Beyond the paper (docs/methods.md, Semantic consistency)
+    consistency_weight: float = option(
+        0.0,
+        "weight of semantic consistency in the G-step (Hoffman et al. 2018, CyCADA): the judge's "
+        "class for G(x, z) must be its class for x; 0: off, as in the paper",
+    )
+    consistency_judge: str = option(
+        "source",
+        "semantic consistency's judge: source, a second task network trained on source images "
+        "only (never on adapted ones, so G cannot teach it a changed digit), or task, T itself",
+        choices=CONSISTENCY_JUDGES,
+    )
     # Baselines
     dann_weight: float = option(
         1.0, "DANN: gradient reversal coefficient times the lambda schedule"
@@ -329,6 +343,12 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError("--latent-dim, --g-blocks and --threads must be >= 0")
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise UserError(f"--ema-decay: expected a number in [0, 1), got {cfg.ema_decay}")
+    if cfg.consistency_weight < 0:
+        raise UserError(f"--consistency-weight: expected >= 0, got {cfg.consistency_weight}")
+    if cfg.consistency_judge not in CONSISTENCY_JUDGES:
+        raise UserError(
+            f"--consistency-judge: expected one of {CONSISTENCY_JUDGES}, got {cfg.consistency_judge!r}"
+        )
     if not 0.0 <= cfg.d_dropout < 1.0:
         raise UserError(f"--d-dropout: expected a probability in [0, 1), got {cfg.d_dropout}")
     _validate_select_by(cfg)

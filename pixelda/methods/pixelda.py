@@ -13,11 +13,19 @@ from ..backbones import task_network
 from ..models import Discriminator, Generator
 
 CLASSIFIER = "classifier"
+# --consistency-judge source: a task network trained on source images only
+SOURCE_JUDGE = "source_classifier"
+
+
+def uses_source_judge(cfg) -> bool:
+    return cfg.consistency_weight > 0 and cfg.consistency_judge == "source"
 
 
 def build(cfg, info) -> nn.ModuleDict:
+    """G, D and T; with --consistency-judge source also the source-only judge, so that
+    checkpoints carry it."""
     size, c = info.image_size, info.channels
-    return nn.ModuleDict(
+    m = nn.ModuleDict(
         {
             "generator": Generator(
                 in_channels=c,
@@ -43,6 +51,15 @@ def build(cfg, info) -> nn.ModuleDict:
             ),
         }
     )
+    if uses_source_judge(cfg):
+        m[SOURCE_JUDGE] = task_network(
+            cfg.backbone,
+            in_channels=c,
+            image_size=size,
+            num_outputs=info.num_outputs,
+            pretrained=cfg.pretrained,
+        )
+    return m
 
 
 def adam(params, cfg) -> torch.optim.Adam:
@@ -53,7 +70,10 @@ def optimizers(m: nn.ModuleDict, cfg) -> dict:
     # The official D-step trains the discriminator and the task classifier together:
     # one optimizer, one gradient clip over both.
     d_params = itertools.chain(m["discriminator"].parameters(), m["classifier"].parameters())
-    return {"d": adam(d_params, cfg), "g": adam(m["generator"].parameters(), cfg)}
+    opts = {"d": adam(d_params, cfg), "g": adam(m["generator"].parameters(), cfg)}
+    if SOURCE_JUDGE in m:  # its own optimizer: the paper's D-step update stays as it was
+        opts["judge"] = adam(m[SOURCE_JUDGE].parameters(), cfg)
+    return opts
 
 
 def sample_z(n: int, latent_dim: int, device) -> torch.Tensor:
@@ -78,16 +98,25 @@ def d_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> di
     src_out, fake_out = m["classifier"](torch.cat([batch.x_src, x_fake])).chunk(2)
     task_loss = losses.task_loss(src_out, batch.y_src) + losses.task_loss(fake_out, batch.y_src)
     optimize(opts["d"], d_loss + task_loss, cfg.clip_grad_norm)
-    return {"d_loss": d_loss.detach(), "task_loss": task_loss.detach()}
+    out = {"d_loss": d_loss.detach(), "task_loss": task_loss.detach()}
+    if SOURCE_JUDGE in m:
+        judge_loss = losses.task_loss(m[SOURCE_JUDGE](batch.x_src), batch.y_src)
+        optimize(opts["judge"], judge_loss, cfg.clip_grad_norm)
+        out["judge_loss"] = judge_loss.detach()
+    return out
 
 
 def g_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> dict:
     """G learns to fool the updated D, keep the label recoverable by T, and stay close to the
-    source (masked PMSE). D and T are frozen: no gradients, BN statistics left alone."""
-    with frozen(m["discriminator"], m["classifier"]):
+    source (masked PMSE); with --consistency-weight, also keep the judge's class (CyCADA). D, T
+    and the judge are frozen: no gradients, BN statistics left alone."""
+    judges = [m[SOURCE_JUDGE]] if SOURCE_JUDGE in m else []
+    with frozen(m["discriminator"], m["classifier"], *judges):
         style_loss = losses.g_loss(m["discriminator"](x_fake))
         task_g_loss = losses.task_loss(m["classifier"](x_fake), batch.y_src)
+        consistency_loss = consistency(m, batch.x_src, x_fake, cfg)
     g_loss = cfg.style_weight * style_loss + cfg.task_in_g_weight * task_g_loss
+    g_loss = g_loss + cfg.consistency_weight * consistency_loss
     content_loss = torch.zeros((), device=x_fake.device)
     if cfg.content_weight > 0:
         content_loss = losses.masked_pmse(x_fake, batch.x_src, batch.mask_src)
@@ -97,7 +126,21 @@ def g_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> di
         "g_loss": g_loss.detach(),
         "style_loss": style_loss.detach(),
         "content_loss": content_loss.detach(),
+        **({"consistency_loss": consistency_loss.detach()} if cfg.consistency_weight > 0 else {}),
     }
+
+
+def consistency(m: nn.ModuleDict, x_src: torch.Tensor, x_fake: torch.Tensor, cfg) -> torch.Tensor:
+    """Semantic consistency of x_fake with x_src under the --consistency-judge; 0 when off.
+
+    The source judge never sees adapted images with source labels, so G cannot make it accept a
+    changed digit; T can be (it learns from G's outputs in the D-step), the loophole the source
+    judge closes. Call with the judge frozen."""
+    if cfg.consistency_weight == 0:
+        return torch.zeros((), device=x_fake.device)
+    judge = m[SOURCE_JUDGE] if cfg.consistency_judge == "source" else m["classifier"]
+    src_logits, fake_logits = judge(torch.cat([x_src, x_fake])).chunk(2)
+    return losses.semantic_consistency(fake_logits, src_logits)
 
 
 def evaluate(m: nn.ModuleDict, data) -> dict:
