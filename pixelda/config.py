@@ -217,6 +217,11 @@ class TrainConfig:
         "only (never on adapted ones, so G cannot teach it a changed digit), or task, T itself",
         choices=CONSISTENCY_JUDGES,
     )
+    adapted_zoom: float = option(
+        1.0,
+        "T in the D-step sees each adapted image zoomed in about its centre by a random factor "
+        "in [1, ADAPTED_ZOOM] (data augmentation of adapted images); 1: off, as in the paper",
+    )
     # Baselines
     dann_weight: float = option(
         1.0, "DANN: gradient reversal coefficient times the lambda schedule"
@@ -343,6 +348,8 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError("--latent-dim, --g-blocks and --threads must be >= 0")
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise UserError(f"--ema-decay: expected a number in [0, 1), got {cfg.ema_decay}")
+    if not 1.0 <= cfg.adapted_zoom <= 4.0:
+        raise UserError(f"--adapted-zoom: expected a factor in [1, 4], got {cfg.adapted_zoom}")
     if cfg.consistency_weight < 0:
         raise UserError(f"--consistency-weight: expected >= 0, got {cfg.consistency_weight}")
     if cfg.consistency_judge not in CONSISTENCY_JUDGES:

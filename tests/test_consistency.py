@@ -93,3 +93,13 @@ def test_paper_preset_builds_no_judge():
     m = pixelda.build(cfg, info)
     assert set(m) == {"generator", "discriminator", "classifier"}
     assert set(pixelda.optimizers(m, cfg)) == {"d", "g"}
+
+
+def test_random_zoom_by_one_is_the_identity_and_otherwise_enlarges():
+    x = torch.full((2, 1, 8, 8), -1.0)
+    x[..., 2:6, 2:6] = 1.0  # a 4x4 square in an 8x8 frame
+    assert torch.allclose(pixelda.random_zoom(x, 1.0), x)
+    zoomed = pixelda.random_zoom(x, 2.0)
+    assert zoomed.shape == x.shape
+    # Zooming in only: the square grows, never shrinks.
+    assert ((zoomed > 0).sum((1, 2, 3)) >= 16).all()

@@ -5,6 +5,7 @@ import itertools
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .. import losses, speed
 from ..adversarial import frozen, optimize
@@ -95,6 +96,8 @@ def d_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> di
     d_loss = cfg.domain_weight * losses.d_loss(
         m["discriminator"](batch.x_tgt), m["discriminator"](x_fake)
     )
+    if cfg.adapted_zoom > 1:
+        x_fake = random_zoom(x_fake, cfg.adapted_zoom)
     src_out, fake_out = m["classifier"](torch.cat([batch.x_src, x_fake])).chunk(2)
     task_loss = losses.task_loss(src_out, batch.y_src) + losses.task_loss(fake_out, batch.y_src)
     optimize(opts["d"], d_loss + task_loss, cfg.clip_grad_norm)
@@ -104,6 +107,16 @@ def d_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> di
         optimize(opts["judge"], judge_loss, cfg.clip_grad_norm)
         out["judge_loss"] = judge_loss.detach()
     return out
+
+
+def random_zoom(x: torch.Tensor, max_zoom: float) -> torch.Tensor:
+    """Each image of x (B, C, H, W) zoomed in about its centre by its own factor drawn from
+    U(1, max_zoom), bilinear; zooming in only, so every output pixel samples inside the image."""
+    scale = 1 / (1 + torch.rand(x.size(0), device=x.device) * (max_zoom - 1))
+    theta = torch.zeros(x.size(0), 2, 3, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = scale
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x.float(), grid, align_corners=False).to(x.dtype)
 
 
 def g_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> dict:
