@@ -26,7 +26,7 @@ AMP = ("auto", "none", "bf16")
 LR_SCHEDULES = ("step", "linear", "annealed")
 OPTIMIZERS = ("adam", "sgd")
 # --consistency-judge: whose predictions semantic consistency compares (pixelda/methods/pixelda.py)
-CONSISTENCY_JUDGES = ("source", "task")
+CONSISTENCY_JUDGES = ("source", "recoloured", "task")
 BACKBONES = ("tower", "resnet18", "resnet34", "resnet50")  # pixelda/backbones.py
 # Label-free validators (pixelda/validators.py, which says which way each points): regression
 # runs log dev and kid only, and kid and label_keeping need PixelDA's generator.
@@ -214,7 +214,9 @@ class TrainConfig:
     consistency_judge: str = option(
         "source",
         "semantic consistency's judge: source, a second task network trained on source images "
-        "only (never on adapted ones, so G cannot teach it a changed digit), or task, T itself",
+        "only (never on adapted ones, so G cannot teach it a changed digit); recoloured, the same "
+        "trained on source images in random foreground and background colours, so it judges "
+        "shape rather than style; or task, T itself",
         choices=CONSISTENCY_JUDGES,
     )
     adapted_zoom: float = option(
@@ -353,9 +355,8 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.consistency_weight < 0:
         raise UserError(f"--consistency-weight: expected >= 0, got {cfg.consistency_weight}")
     if cfg.consistency_judge not in CONSISTENCY_JUDGES:
-        raise UserError(
-            f"--consistency-judge: expected one of {CONSISTENCY_JUDGES}, got {cfg.consistency_judge!r}"
-        )
+        judge = cfg.consistency_judge
+        raise UserError(f"--consistency-judge: expected one of {CONSISTENCY_JUDGES}, got {judge!r}")
     if not 0.0 <= cfg.d_dropout < 1.0:
         raise UserError(f"--d-dropout: expected a probability in [0, 1), got {cfg.d_dropout}")
     _validate_select_by(cfg)

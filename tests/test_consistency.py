@@ -59,10 +59,10 @@ def _setup(judge: str):
     return cfg, m, pixelda.optimizers(m, cfg), batch
 
 
-@pytest.mark.parametrize("judge", ["source", "task"])
+@pytest.mark.parametrize("judge", ["source", "recoloured", "task"])
 def test_g_step_with_consistency_moves_only_the_generator(judge):
     cfg, m, opts, batch = _setup(judge)
-    assert (pixelda.SOURCE_JUDGE in m) == (judge == "source")
+    assert (pixelda.SOURCE_JUDGE in m) == (judge != "task")
     others = [name for name in m if name != "generator"]
     x_fake = m["generator"](batch.x_src, pixelda.sample_z(4, cfg.latent_dim, "cpu"))
     before = {name: _state(m[name]) for name in m}
@@ -73,16 +73,15 @@ def test_g_step_with_consistency_moves_only_the_generator(judge):
     assert all(p.requires_grad for p in m.parameters())
 
 
-def test_source_judge_learns_from_source_images_only_in_the_d_step():
-    cfg, m, opts, batch = _setup("source")
-    judge = m[pixelda.SOURCE_JUDGE]
-    start = _state(judge)
-    x_fake = torch.rand(4, 1, 16, 16) * 2 - 1
-    pixelda.d_step(m, opts, batch, x_fake, cfg)
-    moved = _state(judge)
+@pytest.mark.parametrize("judge", ["source", "recoloured"])
+def test_source_judge_learns_from_source_images_only_in_the_d_step(judge):
+    cfg, m, opts, batch = _setup(judge)
+    start = _state(m[pixelda.SOURCE_JUDGE])
+    pixelda.d_step(m, opts, batch, torch.ones(4, 1, 16, 16), cfg)
+    moved = _state(m[pixelda.SOURCE_JUDGE])
     assert not _same(start, moved)
     # Same batch and starting weights, other adapted images: the judge moves the same way.
-    cfg, m, opts, batch = _setup("source")
+    cfg, m, opts, batch = _setup(judge)
     pixelda.d_step(m, opts, batch, torch.zeros(4, 1, 16, 16), cfg)
     assert _same(moved, _state(m[pixelda.SOURCE_JUDGE]))
 
@@ -103,3 +102,15 @@ def test_random_zoom_by_one_is_the_identity_and_otherwise_enlarges():
     assert zoomed.shape == x.shape
     # Zooming in only: the square grows, never shrinks.
     assert ((zoomed > 0).sum((1, 2, 3)) >= 16).all()
+
+
+def test_random_colours_keep_the_range_and_a_contrast_of_at_least_half():
+    torch.manual_seed(0)
+    background = pixelda.random_colours(torch.full((500, 3, 1, 1), -1.0))
+    torch.manual_seed(0)
+    foreground = pixelda.random_colours(torch.ones(500, 3, 1, 1))
+    for y in (background, foreground):
+        assert y.min() >= -1 and y.max() <= 1
+    contrast = (foreground - background).abs()
+    assert contrast.min() >= 0.5 and contrast.max() <= 2
+    assert (foreground < background).any() and (foreground > background).any()  # both ways

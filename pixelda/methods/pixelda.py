@@ -14,12 +14,12 @@ from ..backbones import task_network
 from ..models import Discriminator, Generator
 
 CLASSIFIER = "classifier"
-# --consistency-judge source: a task network trained on source images only
+# --consistency-judge source or recoloured: a task network trained on source images only
 SOURCE_JUDGE = "source_classifier"
 
 
 def uses_source_judge(cfg) -> bool:
-    return cfg.consistency_weight > 0 and cfg.consistency_judge == "source"
+    return cfg.consistency_weight > 0 and cfg.consistency_judge in ("source", "recoloured")
 
 
 def build(cfg, info) -> nn.ModuleDict:
@@ -103,7 +103,10 @@ def d_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> di
     optimize(opts["d"], d_loss + task_loss, cfg.clip_grad_norm)
     out = {"d_loss": d_loss.detach(), "task_loss": task_loss.detach()}
     if SOURCE_JUDGE in m:
-        judge_loss = losses.task_loss(m[SOURCE_JUDGE](batch.x_src), batch.y_src)
+        x_judge = batch.x_src
+        if cfg.consistency_judge == "recoloured":
+            x_judge = random_colours(x_judge)
+        judge_loss = losses.task_loss(m[SOURCE_JUDGE](x_judge), batch.y_src)
         optimize(opts["judge"], judge_loss, cfg.clip_grad_norm)
         out["judge_loss"] = judge_loss.detach()
     return out
@@ -117,6 +120,18 @@ def random_zoom(x: torch.Tensor, max_zoom: float) -> torch.Tensor:
     theta[:, 0, 0] = theta[:, 1, 1] = scale
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x.float(), grid, align_corners=False).to(x.dtype)
+
+
+def random_colours(x: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W) in [-1, 1] with, per image and channel, -1 (background) sent to a random
+    level and 1 (foreground) to a level that differs from it by 0.5..2 in either direction;
+    the result stays in [-1, 1]. Source images recoloured so a judge learns shapes, not colours."""
+    shape = (x.size(0), x.size(1), 1, 1)
+    sign = torch.randint(0, 2, shape, device=x.device) * 2 - 1
+    contrast = sign * (0.5 + 1.5 * torch.rand(shape, device=x.device))
+    low, high = (-1 - contrast).clamp(min=-1), (1 - contrast).clamp(max=1)
+    background = low + (high - low) * torch.rand(shape, device=x.device)
+    return background + (x.float() + 1) / 2 * contrast
 
 
 def g_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> dict:
@@ -151,7 +166,7 @@ def consistency(m: nn.ModuleDict, x_src: torch.Tensor, x_fake: torch.Tensor, cfg
     judge closes. Call with the judge frozen."""
     if cfg.consistency_weight == 0:
         return torch.zeros((), device=x_fake.device)
-    judge = m[SOURCE_JUDGE] if cfg.consistency_judge == "source" else m["classifier"]
+    judge = m[SOURCE_JUDGE] if SOURCE_JUDGE in m else m["classifier"]
     src_logits, fake_logits = judge(torch.cat([x_src, x_fake])).chunk(2)
     return losses.semantic_consistency(fake_logits, src_logits)
 
