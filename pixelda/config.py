@@ -212,7 +212,7 @@ class TrainConfig:
         "class for G(x, z) must be its class for x; 0: off, as in the paper",
     )
     consistency_judge: str = option(
-        "source",
+        "recoloured",
         "semantic consistency's judge: source, a second task network trained on source images "
         "only (never on adapted ones, so G cannot teach it a changed digit); recoloured, the same "
         "trained on source images in random foreground and background colours, so it judges "
@@ -251,6 +251,10 @@ PRESETS: dict[str, dict] = {
         "d_width": 32,
         "lr": 2e-3,
         "lr_schedule": "linear",
+        # Beyond the paper: keeps G from redrawing MNIST digits as other digits on MNIST -> USPS
+        # (docs/methods.md, Semantic consistency; 1,200 steps, validation): USPS 36.6% -> 64.5%
+        # and 62.8% (2 seeds; source-only 63.4%), MNIST-M 85.8% -> 85.9% and 85.0%.
+        "consistency_weight": 0.1,
     },
     "paper": {},
 }

@@ -114,3 +114,9 @@ def test_random_colours_keep_the_range_and_a_contrast_of_at_least_half():
     contrast = (foreground - background).abs()
     assert contrast.min() >= 0.5 and contrast.max() <= 2
     assert (foreground < background).any() and (foreground > background).any()  # both ways
+
+
+def test_fast_preset_turns_on_the_recoloured_judge_and_the_paper_preset_does_not():
+    fast, paper = resolve({}), resolve({"preset": "paper"})
+    assert (fast.consistency_weight, fast.consistency_judge) == (0.1, "recoloured")
+    assert (paper.consistency_weight, paper.adapted_zoom) == (0.0, 1.0)
