@@ -54,3 +54,10 @@ def domain_loss(src_logits: torch.Tensor, tgt_logits: torch.Tensor) -> torch.Ten
     logits = torch.cat([src_logits, tgt_logits]).float()
     labels = torch.cat([torch.zeros_like(src_logits), torch.ones_like(tgt_logits)]).float()
     return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+def semantic_consistency(fake_logits: torch.Tensor, src_logits: torch.Tensor) -> torch.Tensor:
+    """Semantic consistency (Hoffman et al. 2018, CyCADA Eq. 5): cross-entropy of a judge's
+    logits on the adapted images (B, K) against the judge's own class on their sources, the
+    argmax of src_logits (B, K), which carries no gradient."""
+    return F.cross_entropy(fake_logits.float(), src_logits.detach().argmax(1))

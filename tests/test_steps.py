@@ -63,6 +63,15 @@ def test_full_step_changes_everything_and_reports_finite_losses(setup):
     cfg, m, opts, batch = setup
     before = _state(m)
     out = pixelda.train_step(m, opts, batch, cfg, 0.0)
-    assert set(out) == {"d_loss", "task_loss", "g_loss", "style_loss", "content_loss"}
+    # The fast preset's semantic consistency adds its loss and its judge's.
+    assert set(out) == {
+        "d_loss",
+        "task_loss",
+        "g_loss",
+        "style_loss",
+        "content_loss",
+        "consistency_loss",
+        "judge_loss",
+    }
     assert all(torch.isfinite(v) for v in out.values())
     assert not _same(before, _state(m))

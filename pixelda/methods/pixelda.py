@@ -5,6 +5,7 @@ import itertools
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .. import losses
 from ..helpers import (
@@ -20,11 +21,19 @@ from ..metrics import held_out
 from ..models import Discriminator, Generator
 
 CLASSIFIER = "classifier"
+# --consistency-judge source or recoloured: a task network trained on source images only
+SOURCE_JUDGE = "source_classifier"
+
+
+def uses_source_judge(cfg) -> bool:
+    return cfg.consistency_weight > 0 and cfg.consistency_judge in ("source", "recoloured")
 
 
 def build(cfg, info) -> nn.ModuleDict:
+    """G, D and T; with --consistency-judge source also the source-only judge, so that
+    checkpoints carry it."""
     size, c = info.image_size, info.channels
-    return nn.ModuleDict(
+    m = nn.ModuleDict(
         {
             "generator": Generator(
                 in_channels=c,
@@ -44,13 +53,25 @@ def build(cfg, info) -> nn.ModuleDict:
             "classifier": task_network_for(cfg, info),
         }
     )
+    if uses_source_judge(cfg):
+        m[SOURCE_JUDGE] = task_network(
+            cfg.backbone,
+            in_channels=c,
+            image_size=size,
+            num_outputs=info.num_outputs,
+            pretrained=cfg.pretrained,
+        )
+    return m
 
 
 def optimizers(m: nn.ModuleDict, cfg) -> dict:
     # The official D-step trains the discriminator and the task classifier together:
     # one optimizer, one gradient clip over both.
     d_params = itertools.chain(m["discriminator"].parameters(), m["classifier"].parameters())
-    return {"d": adam(d_params, cfg), "g": adam(m["generator"].parameters(), cfg)}
+    opts = {"d": adam(d_params, cfg), "g": adam(m["generator"].parameters(), cfg)}
+    if SOURCE_JUDGE in m:  # its own optimizer: the paper's D-step update stays as it was
+        opts["judge"] = adam(m[SOURCE_JUDGE].parameters(), cfg)
+    return opts
 
 
 def train_step(m: nn.ModuleDict, opts: dict, batch, cfg, progress: float) -> dict:
@@ -67,19 +88,55 @@ def d_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> di
     d_loss = cfg.domain_weight * losses.d_loss(
         m["discriminator"](batch.x_tgt), m["discriminator"](x_fake)
     )
+    if cfg.adapted_zoom > 1:
+        x_fake = random_zoom(x_fake, cfg.adapted_zoom)
     src_out, fake_out = m["classifier"](torch.cat([batch.x_src, x_fake])).chunk(2)
     task_loss = losses.task_loss(src_out, batch.y_src) + losses.task_loss(fake_out, batch.y_src)
     optimize(opts["d"], d_loss + task_loss, cfg.clip_grad_norm)
-    return {"d_loss": d_loss.detach(), "task_loss": task_loss.detach()}
+    out = {"d_loss": d_loss.detach(), "task_loss": task_loss.detach()}
+    if SOURCE_JUDGE in m:
+        x_judge = batch.x_src
+        if cfg.consistency_judge == "recoloured":
+            x_judge = random_colours(x_judge)
+        judge_loss = losses.task_loss(m[SOURCE_JUDGE](x_judge), batch.y_src)
+        optimize(opts["judge"], judge_loss, cfg.clip_grad_norm)
+        out["judge_loss"] = judge_loss.detach()
+    return out
+
+
+def random_zoom(x: torch.Tensor, max_zoom: float) -> torch.Tensor:
+    """Each image of x (B, C, H, W) zoomed in about its centre by its own factor drawn from
+    U(1, max_zoom), bilinear; zooming in only, so every output pixel samples inside the image."""
+    scale = 1 / (1 + torch.rand(x.size(0), device=x.device) * (max_zoom - 1))
+    theta = torch.zeros(x.size(0), 2, 3, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = scale
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x.float(), grid, align_corners=False).to(x.dtype)
+
+
+def random_colours(x: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W) in [-1, 1] with, per image and channel, -1 (background) sent to a random
+    level and 1 (foreground) to a level that differs from it by 0.5..2 in either direction;
+    the result stays in [-1, 1]. Source images recoloured so a judge learns shapes, not colours."""
+    shape = (x.size(0), x.size(1), 1, 1)
+    sign = torch.randint(0, 2, shape, device=x.device) * 2 - 1
+    contrast = sign * (0.5 + 1.5 * torch.rand(shape, device=x.device))
+    low, high = (-1 - contrast).clamp(min=-1), (1 - contrast).clamp(max=1)
+    background = low + (high - low) * torch.rand(shape, device=x.device)
+    return background + (x.float() + 1) / 2 * contrast
 
 
 def g_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> dict:
     """G learns to fool the updated D, keep the label recoverable by T, and stay close to the
-    source (masked PMSE). D and T are frozen: no gradients, BN statistics left alone."""
-    with frozen(m["discriminator"], m["classifier"]):
+    source (masked PMSE); with --consistency-weight, also keep the judge's class (CyCADA). D, T
+    and the judge are frozen: no gradients, BN statistics left alone."""
+    judges = [m[SOURCE_JUDGE]] if SOURCE_JUDGE in m else []
+    with frozen(m["discriminator"], m["classifier"], *judges):
         style_loss = losses.g_loss(m["discriminator"](x_fake))
         task_g_loss = losses.task_loss(m["classifier"](x_fake), batch.y_src)
+        consistency_loss = consistency(m, batch.x_src, x_fake, cfg)
     g_loss = cfg.style_weight * style_loss + cfg.task_in_g_weight * task_g_loss
+    g_loss = g_loss + cfg.consistency_weight * consistency_loss
     content_loss = torch.zeros((), device=x_fake.device)
     if cfg.content_weight > 0:
         content_loss = losses.masked_pmse(x_fake, batch.x_src, batch.mask_src)
@@ -89,7 +146,21 @@ def g_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> di
         "g_loss": g_loss.detach(),
         "style_loss": style_loss.detach(),
         "content_loss": content_loss.detach(),
+        **({"consistency_loss": consistency_loss.detach()} if cfg.consistency_weight > 0 else {}),
     }
+
+
+def consistency(m: nn.ModuleDict, x_src: torch.Tensor, x_fake: torch.Tensor, cfg) -> torch.Tensor:
+    """Semantic consistency of x_fake with x_src under the --consistency-judge; 0 when off.
+
+    The source judge never sees adapted images with source labels, so G cannot make it accept a
+    changed digit; T can be (it learns from G's outputs in the D-step), the loophole the source
+    judge closes. Call with the judge frozen."""
+    if cfg.consistency_weight == 0:
+        return torch.zeros((), device=x_fake.device)
+    judge = m[SOURCE_JUDGE] if SOURCE_JUDGE in m else m["classifier"]
+    src_logits, fake_logits = judge(torch.cat([x_src, x_fake])).chunk(2)
+    return losses.semantic_consistency(fake_logits, src_logits)
 
 
 def evaluate(m: nn.ModuleDict, data) -> dict:

@@ -1,0 +1,122 @@
+"""Semantic consistency (--consistency-weight): the loss by hand, and a G-step that uses it
+moves G only."""
+
+import math
+
+import pytest
+import torch
+
+from pixelda import losses
+from pixelda.batches import Batch
+from pixelda.config import resolve
+from pixelda.methods import DataInfo, pixelda
+
+
+def test_semantic_consistency_matches_hand_computed_value():
+    # The judge's classes on the sources: argmax [2, 0] -> 0, argmax [0, 1] -> 1.
+    src_logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    fake_logits = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    # -log softmax: row 1 at class 0 is log 2; row 2 at class 1 is log(1 + e).
+    expected = (math.log(2.0) + math.log(1.0 + math.e)) / 2
+    assert losses.semantic_consistency(fake_logits, src_logits).item() == pytest.approx(expected)
+
+
+def test_semantic_consistency_sends_no_gradient_to_the_source_logits():
+    src_logits = torch.randn(4, 3, requires_grad=True)
+    fake_logits = torch.randn(4, 3, requires_grad=True)
+    losses.semantic_consistency(fake_logits, src_logits).backward()
+    assert src_logits.grad is None
+    assert fake_logits.grad is not None
+
+
+def _state(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def _same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _setup(judge: str):
+    torch.manual_seed(0)
+    cfg = resolve(
+        {
+            "g_width": 8,
+            "g_blocks": 1,
+            "d_width": 8,
+            "consistency_weight": 1.0,
+            "consistency_judge": judge,
+        }
+    )
+    info = DataInfo(channels=1, image_size=16, num_outputs=10, classes=[str(i) for i in range(10)])
+    m = pixelda.build(cfg, info)
+    batch = Batch(
+        x_src=torch.rand(4, 1, 16, 16) * 2 - 1,
+        y_src=torch.tensor([0, 1, 2, 3]),
+        mask_src=None,
+        x_tgt=torch.rand(4, 1, 16, 16) * 2 - 1,
+    )
+    return cfg, m, pixelda.optimizers(m, cfg), batch
+
+
+@pytest.mark.parametrize("judge", ["source", "recoloured", "task"])
+def test_g_step_with_consistency_moves_only_the_generator(judge):
+    cfg, m, opts, batch = _setup(judge)
+    assert (pixelda.SOURCE_JUDGE in m) == (judge != "task")
+    others = [name for name in m if name != "generator"]
+    x_fake = m["generator"](batch.x_src, pixelda.sample_z(4, cfg.latent_dim, "cpu"))
+    before = {name: _state(m[name]) for name in m}
+    out = pixelda.g_step(m, opts, batch, x_fake, cfg)
+    assert out["consistency_loss"] > 0
+    assert all(_same(before[name], _state(m[name])) for name in others)
+    assert not _same(before["generator"], _state(m["generator"]))
+    assert all(p.requires_grad for p in m.parameters())
+
+
+@pytest.mark.parametrize("judge", ["source", "recoloured"])
+def test_source_judge_learns_from_source_images_only_in_the_d_step(judge):
+    cfg, m, opts, batch = _setup(judge)
+    start = _state(m[pixelda.SOURCE_JUDGE])
+    pixelda.d_step(m, opts, batch, torch.ones(4, 1, 16, 16), cfg)
+    moved = _state(m[pixelda.SOURCE_JUDGE])
+    assert not _same(start, moved)
+    # Same batch and starting weights, other adapted images: the judge moves the same way.
+    cfg, m, opts, batch = _setup(judge)
+    pixelda.d_step(m, opts, batch, torch.zeros(4, 1, 16, 16), cfg)
+    assert _same(moved, _state(m[pixelda.SOURCE_JUDGE]))
+
+
+def test_paper_preset_builds_no_judge():
+    cfg = resolve({"preset": "paper"})
+    info = DataInfo(channels=1, image_size=16, num_outputs=10, classes=None)
+    m = pixelda.build(cfg, info)
+    assert set(m) == {"generator", "discriminator", "classifier"}
+    assert set(pixelda.optimizers(m, cfg)) == {"d", "g"}
+
+
+def test_random_zoom_by_one_is_the_identity_and_otherwise_enlarges():
+    x = torch.full((2, 1, 8, 8), -1.0)
+    x[..., 2:6, 2:6] = 1.0  # a 4x4 square in an 8x8 frame
+    assert torch.allclose(pixelda.random_zoom(x, 1.0), x)
+    zoomed = pixelda.random_zoom(x, 2.0)
+    assert zoomed.shape == x.shape
+    # Zooming in only: the square grows, never shrinks.
+    assert ((zoomed > 0).sum((1, 2, 3)) >= 16).all()
+
+
+def test_random_colours_keep_the_range_and_a_contrast_of_at_least_half():
+    torch.manual_seed(0)
+    background = pixelda.random_colours(torch.full((500, 3, 1, 1), -1.0))
+    torch.manual_seed(0)
+    foreground = pixelda.random_colours(torch.ones(500, 3, 1, 1))
+    for y in (background, foreground):
+        assert y.min() >= -1 and y.max() <= 1
+    contrast = (foreground - background).abs()
+    assert contrast.min() >= 0.5 and contrast.max() <= 2
+    assert (foreground < background).any() and (foreground > background).any()  # both ways
+
+
+def test_fast_preset_turns_on_the_recoloured_judge_and_the_paper_preset_does_not():
+    fast, paper = resolve({}), resolve({"preset": "paper"})
+    assert (fast.consistency_weight, fast.consistency_judge) == (0.1, "recoloured")
+    assert (paper.consistency_weight, paper.adapted_zoom) == (0.0, 1.0)
