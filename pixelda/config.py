@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from . import sanity
 from .errors import UserError
 from .loggers import logger_names
-from .recipes import METHOD_PRESETS
+from .recipes import METHOD_DEFAULTS, METHOD_PRESETS, PRESETS
 
 METHODS = ("pixelda", "source-only", "target-only", "dann", "cgan")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -236,55 +236,6 @@ class TrainConfig:
     )
 
 
-# Named presets: overrides of the defaults above, nothing else.
-PRESETS: dict[str, dict] = {
-    # Narrower, shallower G and D and a faster learning rate: on 2 CPU cores the held-out MNIST-M
-    # accuracy climbs soonest (README, Performance). 1,200 steps fit ~5 minutes there.
-    "fast": {
-        "steps": 1200,
-        "eval_every": 300,
-        "sample_every": 300,
-        "checkpoint_every": 300,
-        "g_width": 32,
-        "g_blocks": 2,
-        "d_width": 32,
-        "lr": 2e-3,
-        "lr_schedule": "linear",
-        # Beyond the paper: keeps G from redrawing MNIST digits as other digits on MNIST -> USPS
-        # (docs/methods.md, Semantic consistency; 1,200 steps, validation): USPS 36.6% -> 64.5%
-        # and 62.8% (2 seeds; source-only 63.4%), MNIST-M 85.8% -> 85.9% and 85.0%.
-        "consistency_weight": 0.1,
-    },
-    "paper": {},
-}
-
-
-# Method defaults: applied on top of the preset (the presets tune PixelDA), under the user's flags;
-# then recipes.METHOD_PRESETS, the defaults of one method under one preset (DANN's).
-# cgan: a DCGAN-sized model (Radford et al. 2016: Adam lr 2e-4, beta1 0.5, no decay or clipping)
-# at MNIST's own 28x28. Measured on full MNIST, one CPU thread, ~0.13 s/step: conditional
-# accuracy 69% / 88% / 96% after 500 / 1,000 / 1,500 steps; 4,000 steps fit in 15 minutes.
-METHOD_DEFAULTS: dict[str, dict] = {
-    "cgan": {
-        "image_size": 28,
-        "steps": 4000,
-        "batch_size": 64,
-        "latent_dim": 100,
-        "g_width": 64,
-        "d_width": 64,
-        "lr": 2e-4,
-        "beta1": 0.5,
-        "lr_schedule": "step",
-        "lr_decay": 1.0,
-        "clip_grad_norm": 0.0,
-        "ema_decay": 0.999,
-        "eval_every": 1000,
-        "sample_every": 500,
-        "checkpoint_every": 500,
-    },
-}
-
-
 def resolve(overrides: dict) -> TrainConfig:
     """Defaults, then the preset's overrides, then the method's, then the user's.
 
@@ -308,22 +259,21 @@ def resolve(overrides: dict) -> TrainConfig:
 def validate(cfg: TrainConfig) -> None:
     if cfg.method not in METHODS:
         raise UserError(f"--method: unknown method {cfg.method!r}; expected one of {METHODS}")
-    if cfg.task not in TASKS:
-        raise UserError(f"--task: expected one of {TASKS}, got {cfg.task!r}")
+    for name, choices in (
+        ("task", TASKS),
+        ("on_nan", ON_NAN),
+        ("lr_schedule", LR_SCHEDULES),
+        ("amp", AMP),
+        ("resize_mode", RESIZE_MODES),
+        ("stream", STREAM_MODES),
+        ("device", DEVICES),
+        ("consistency_judge", CONSISTENCY_JUDGES),
+    ):
+        if getattr(cfg, name) not in choices:
+            flag, value = "--" + name.replace("_", "-"), getattr(cfg, name)
+            raise UserError(f"{flag}: expected one of {choices}, got {value!r}")
     if cfg.task == "regression" and cfg.method == "cgan":
         raise UserError("--task regression: the cgan is conditioned on classes")
-    if cfg.on_nan not in ON_NAN:
-        raise UserError(f"--on-nan: expected one of {ON_NAN}, got {cfg.on_nan!r}")
-    if cfg.lr_schedule not in LR_SCHEDULES:
-        raise UserError(f"--lr-schedule: expected one of {LR_SCHEDULES}, got {cfg.lr_schedule!r}")
-    if cfg.amp not in AMP:
-        raise UserError(f"--amp: expected one of {AMP}, got {cfg.amp!r}")
-    if cfg.resize_mode not in RESIZE_MODES:
-        raise UserError(f"--resize-mode: expected one of {RESIZE_MODES}, got {cfg.resize_mode!r}")
-    if cfg.stream not in STREAM_MODES:
-        raise UserError(f"--stream: expected one of {STREAM_MODES}, got {cfg.stream!r}")
-    if cfg.device not in DEVICES:
-        raise UserError(f"--device: expected one of {DEVICES}, got {cfg.device!r}")
     _validate_choices(cfg)
     low, high = (16, 128) if cfg.backbone == "tower" else (32, 224)
     if not (low <= cfg.image_size <= high and cfg.image_size % 4 == 0):
@@ -357,9 +307,6 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--adapted-zoom: expected a factor in [1, 4], got {cfg.adapted_zoom}")
     if cfg.consistency_weight < 0:
         raise UserError(f"--consistency-weight: expected >= 0, got {cfg.consistency_weight}")
-    if cfg.consistency_judge not in CONSISTENCY_JUDGES:
-        judge = cfg.consistency_judge
-        raise UserError(f"--consistency-judge: expected one of {CONSISTENCY_JUDGES}, got {judge!r}")
     if not 0.0 <= cfg.d_dropout < 1.0:
         raise UserError(f"--d-dropout: expected a probability in [0, 1), got {cfg.d_dropout}")
     _validate_select_by(cfg)

@@ -9,6 +9,7 @@ import torch
 from pixelda import losses
 from pixelda.batches import Batch
 from pixelda.config import resolve
+from pixelda.helpers import uniform_noise
 from pixelda.methods import DataInfo, pixelda
 
 
@@ -64,7 +65,7 @@ def test_g_step_with_consistency_moves_only_the_generator(judge):
     cfg, m, opts, batch = _setup(judge)
     assert (pixelda.SOURCE_JUDGE in m) == (judge != "task")
     others = [name for name in m if name != "generator"]
-    x_fake = m["generator"](batch.x_src, pixelda.sample_z(4, cfg.latent_dim, "cpu"))
+    x_fake = m["generator"](batch.x_src, uniform_noise((4, cfg.latent_dim)))
     before = {name: _state(m[name]) for name in m}
     out = pixelda.g_step(m, opts, batch, x_fake, cfg)
     assert out["consistency_loss"] > 0

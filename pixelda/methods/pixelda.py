@@ -54,13 +54,7 @@ def build(cfg, info) -> nn.ModuleDict:
         }
     )
     if uses_source_judge(cfg):
-        m[SOURCE_JUDGE] = task_network(
-            cfg.backbone,
-            in_channels=c,
-            image_size=size,
-            num_outputs=info.num_outputs,
-            pretrained=cfg.pretrained,
-        )
+        m[SOURCE_JUDGE] = task_network_for(cfg, info)
     return m
 
 
