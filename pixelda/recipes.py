@@ -23,6 +23,11 @@ PRESETS: dict[str, dict] = {
         # (docs/methods.md, Semantic consistency; 1,200 steps, validation): USPS 36.6% -> 64.5%
         # and 62.8% (2 seeds; source-only 63.4%), MNIST-M 85.8% -> 85.9% and 85.0%.
         "consistency_weight": 0.1,
+        # Beyond the paper: T also learns from adapted images zoomed in by U(1, 1.6) (docs/
+        # methods.md; 1,200 steps, validation, one seed): with it USPS 89.0% (80.2% at 1.3, 64.5%
+        # without), MNIST-M 80.6% (80.0% at 1.3, 85.9% without). The best mean over both pairs,
+        # and the only setting that keeps both far above source-only (63.4% and 60.5%).
+        "adapted_zoom": 1.6,
     },
     "paper": {},
 }
