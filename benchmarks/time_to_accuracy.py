@@ -174,10 +174,13 @@ def markdown(results: dict, command: str, when: str) -> str:
             lines.append(
                 f"\nThe script's best, {100 * s['reference_best']:.1f}%, came after "
                 f"{s['reference_minutes']:.1f} min; pixelda reached it after "
-                f"{s['ours_minutes']:.2f} min: **{s['speedup']:.0f}x** sooner.\n"
+                f"{s['ours_minutes']:.2f} min (its first evaluation at or above it; evaluations "
+                f"every {r.get('eval_every', '?')} steps): **{s['speedup']:.0f}x** sooner.\n"
             )
         lines.append("")
-    lines.append(f"`{command}`  \n{hardware()}, {when}")
+    commands = {c for r in results.values() for k, c in r.items() if k.startswith("command_")}
+    lines += [f"`{c}`  " for c in sorted(commands or {command})]
+    lines.append(f"{hardware()}, {when}")
     return "\n".join(lines) + "\n"
 
 
@@ -206,9 +209,11 @@ def main(argv=None) -> dict:
         r["minutes"] = args.minutes
         if "ours" in args.sides:
             r["ours"] = ours(target, args, extra, out / "runs" / target)
+            r["eval_every"] = args.eval_every
             r["command_ours"] = "python benchmarks/time_to_accuracy.py " + shlex.join(argv)
         if "reference" in args.sides:
             r["reference"] = reference(target, args)
+            r["command_reference"] = "python benchmarks/time_to_accuracy.py " + shlex.join(argv)
         if r.get("ours") and r.get("reference"):
             r["speedup"] = speedup(r["ours"], r["reference"])
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d")

@@ -276,6 +276,6 @@ def im_kept(im_value: float, keeping: float | None) -> float:
     """im times the generator's label-keeping rate (im alone without a generator); higher is
     better. im rewards confident, diverse target predictions, which a T that learned a generator's
     changed digits also gives; the label-keeping factor takes those checkpoints down. The
-    default --select-by: it picked within 0.1 point of the best checkpoint per run on both pairs
-    of benchmarks/validator_study.py, where im alone lost 2 points on MNIST -> USPS."""
+    default --select-by: it picked within 0.3 point of the best checkpoint per run on both pairs
+    in docs/selection.md's study, where im alone lost 1.3 points on MNIST -> USPS."""
     return im_value * (1.0 if keeping is None else keeping)
