@@ -26,7 +26,7 @@ K = 2  # variants in most tests
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
-    """A tiny run's checkpoint as train.main writes it (checkpoint.save, a 16x16 3-channel mnist
+    """A tiny run's checkpoint as training writes it (checkpoint.save, a 16x16 3-channel mnist
     -> mnistm config), minus the training: strong random generator weights instead, because a
     few steps from the N(0, 0.02) start leave every output flat grey, and wrong images would
     pass for right ones."""

@@ -1,4 +1,5 @@
-"""End-to-end runs of train.main on tiny data: determinism, resume, run directory rules."""
+"""End-to-end runs of `python -m pixelda.train` (cli.train_main) on tiny data: determinism,
+resume, run directory rules."""
 
 import json
 
