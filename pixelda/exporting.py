@@ -19,7 +19,7 @@ from .config import option
 from .data import DataOptions, ImageSet, load, to_float, to_uint8
 from .errors import UserError
 from .fileio import sha256_file
-from .helpers import uniform_noise
+from .helpers import uniform_noise, zoom_in
 from .locks import hold
 from .methods import METHODS, DataInfo, restore
 from .ownership import check_out_path, check_replaceable
@@ -57,6 +57,11 @@ class ExportConfig:
     seed: int = option(0, "noise seed: same checkpoint, source, seed and batch size, same bytes")
     limit: int = option(0, "export N source images spread evenly over the source (0: all)")
     batch_size: int = option(256, "source images per generator call (part of the noise recipe)")
+    zoom: float = option(
+        -1.0,
+        "zoom each adapted image in about its centre by a factor from U(1, ZOOM), as T saw them in "
+        "training (-1: the run's --adapted-zoom; 1: no zoom)",
+    )
     overwrite: bool = option(False, "replace an existing export in --out once the new one is done")
     device: str = option("cpu", "cpu, cuda, mps or auto", choices=("auto", "cpu", "cuda", "mps"))
     progress: bool = option(True, "show a progress bar")
@@ -92,6 +97,8 @@ def check_config(cfg: ExportConfig) -> ExportConfig:
         raise UserError(f"--batch-size: expected a positive integer, got {cfg.batch_size}")
     if cfg.limit < 0 or cfg.seed < 0:
         raise UserError("--limit and --seed must be >= 0")
+    if cfg.zoom != -1 and not 1.0 <= cfg.zoom <= 4.0:
+        raise UserError(f"--zoom: expected -1 (the run's) or a factor in [1, 4], got {cfg.zoom}")
     return cfg
 
 
@@ -202,6 +209,10 @@ def adapt_batches(plan: Plan):
             y_src.repeat(k).to(plan.device),
             z.flatten(0, 1).to(plan.device),
         )
+        zoom = plan.run_cfg.adapted_zoom if plan.cfg.zoom < 0 else plan.cfg.zoom
+        if zoom > 1:  # factors seeded by (seed, batch) too: the same bytes on any rank count
+            u = batch_noise(plan.cfg.seed + 1_000_003, b, (k * len(index),))
+            x_fake = zoom_in(x_fake, 1 + (u + 1) / 2 * (zoom - 1))
         images = to_uint8(x_fake).cpu().view(k, len(index), *x_src.shape[1:]).transpose(0, 1)
         yield images, y_src, index, b * bs
 
@@ -262,6 +273,7 @@ def manifest(plan: Plan, counts: dict) -> dict:
         "variants": cfg.variants,
         "batch_size": cfg.batch_size,
         "limit": cfg.limit,
+        "zoom": plan.run_cfg.adapted_zoom if cfg.zoom < 0 else cfg.zoom,
         "count": sum(counts.values()),
         "counts_per_class": counts,
         "pixelda_version": __version__,

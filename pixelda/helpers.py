@@ -6,6 +6,7 @@ import copy
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from . import speed
@@ -101,6 +102,16 @@ def task_network_for(cfg, info) -> nn.Module:
         num_outputs=info.num_outputs,
         pretrained=cfg.pretrained,
     )
+
+
+def zoom_in(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Each image of x (B, C, H, W) zoomed in about its centre by its factor (B,) >= 1, bilinear;
+    zooming in only, so every output pixel samples inside the image."""
+    scale = (1 / factors.float()).to(x.device)
+    theta = torch.zeros(x.size(0), 2, 3, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = scale
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x.float(), grid, align_corners=False).to(x.dtype)
 
 
 def uniform_noise(shape, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:

@@ -16,6 +16,7 @@ from torchvision.datasets import ImageFolder
 
 from pixelda import __version__, checkpoint, cli, config, writers
 from pixelda.data import DataOptions, load, to_float, to_uint8
+from pixelda.helpers import zoom_in
 from pixelda.methods import DataInfo, pixelda, restore
 
 from .conftest import write_image_folder
@@ -111,26 +112,38 @@ def test_imagefolder_layout_loads_with_torchvision(ckpt, source_dir, tmp_path):
     assert (out / "preview.png").is_file() and not list(tmp_path.glob("*.partial-*"))
 
 
+@pytest.mark.parametrize("zoom", [None, "1"])
 def test_each_image_is_the_generator_applied_to_its_source_with_its_noise(
-    ckpt, source_dir, tmp_path
+    ckpt, source_dir, tmp_path, zoom
 ):
     out = tmp_path / "adapted"
-    run_export(ckpt, out, source_dir, "--seed", "7")
-    _, _, models = restore(checkpoint.load(ckpt))
+    run_export(ckpt, out, source_dir, "--seed", "7", *(["--zoom", zoom] if zoom else []))
+    run_cfg, _, models = restore(checkpoint.load(ckpt))
     src = source_of(source_dir)
     n = len(src)
     # The documented noise recipe, written out: one torch.Generator per (seed, batch index);
     # all n sources fit in one batch, z[v, i] for variant v of source i.
     seed = int(np.random.SeedSequence([7, 0]).generate_state(1, np.uint64)[0])
     z = torch.rand((K, n, 10), generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    # The zoom T learned with (the run's --adapted-zoom unless --zoom): factors from U(1, Z),
+    # seeded by (seed + 1,000,003, batch), one per image in the same order.
+    max_zoom = run_cfg.adapted_zoom if zoom is None else float(zoom)
+    assert max_zoom == (1.6 if zoom is None else 1.0)
+    seed = int(np.random.SeedSequence([7 + 1_000_003, 0]).generate_state(1, np.uint64)[0])
+    u = torch.rand((K * n,), generator=torch.Generator().manual_seed(seed))
+    factors = (1 + u * (max_zoom - 1)).view(K, n)
     x_src = to_float(src.images)
     for row in read_rows(out):
         i, v = int(row["source_index"]), int(row["variant"])
-        expected = to_uint8(pixelda.adapt(models["generator"], x_src[i : i + 1], z[v, i : i + 1]))
+        adapted = pixelda.adapt(models["generator"], x_src[i : i + 1], z[v, i : i + 1])
+        if max_zoom > 1:
+            adapted = zoom_in(adapted, factors[v, i : i + 1])
+        expected = to_uint8(adapted)
         got = png(out / row["file"]).int()
         assert (got - expected[0].int()).abs().max() <= 1, row  # channels_last: ~1e-8 apart
     first = [png(out / r["file"]) for r in read_rows(out)[:K]]
     assert not torch.equal(first[0], first[1]), "variants should differ by their noise"
+    assert json.loads((out / "manifest.json").read_text())["zoom"] == max_zoom
 
 
 def test_manifest_records_the_checkpoint_run_and_counts(ckpt, source_dir, tmp_path):

@@ -5,7 +5,6 @@ import itertools
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .. import losses
 from ..helpers import (
@@ -16,6 +15,7 @@ from ..helpers import (
     optimize,
     task_network_for,
     uniform_noise,
+    zoom_in,
 )
 from ..metrics import held_out
 from ..models import Discriminator, Generator
@@ -101,11 +101,7 @@ def d_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> di
 def random_zoom(x: torch.Tensor, max_zoom: float) -> torch.Tensor:
     """Each image of x (B, C, H, W) zoomed in about its centre by its own factor drawn from
     U(1, max_zoom), bilinear; zooming in only, so every output pixel samples inside the image."""
-    scale = 1 / (1 + torch.rand(x.size(0), device=x.device) * (max_zoom - 1))
-    theta = torch.zeros(x.size(0), 2, 3, device=x.device)
-    theta[:, 0, 0] = theta[:, 1, 1] = scale
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x.float(), grid, align_corners=False).to(x.dtype)
+    return zoom_in(x, 1 + torch.rand(x.size(0), device=x.device) * (max_zoom - 1))
 
 
 def random_colours(x: torch.Tensor) -> torch.Tensor:
