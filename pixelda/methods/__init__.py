@@ -17,7 +17,8 @@ and, where the method has a generator:
     generate(models, labels, z)     (cGAN) one image per label
 
 A method uses only this interface and the layers below it (helpers, metrics, validators, losses,
-models, data); it never imports the loop, another method or an entry point.
+models, data) and methods/common.py (the classifier-only pieces); it never imports the loop,
+another method or an entry point.
 """
 
 from dataclasses import asdict, dataclass, replace

@@ -16,8 +16,9 @@ from ..grl import dann_lambda, grad_reverse
 from ..helpers import classifier_optimizer, optimize, task_network_for
 from ..metrics import held_out, predict
 from ..models import DomainClassifier
+from .common import CLASSIFIER, grid
 
-CLASSIFIER = "classifier"
+__all__ = ["CLASSIFIER", "build", "evaluate", "grid", "optimizers", "train_step"]
 
 
 def build(cfg, info) -> nn.ModuleDict:
@@ -74,8 +75,3 @@ def evaluate(m: nn.ModuleDict, data) -> dict:
     if data.source_test is not None and data.target_val is not None:
         out["domain_acc"] = domain_accuracy(m, data.source_test, data.target_val)
     return out
-
-
-def grid(m: nn.ModuleDict, fixed) -> list[torch.Tensor]:
-    """Columns: source | real target (nothing is generated)."""
-    return [fixed.x_src, fixed.x_tgt]
