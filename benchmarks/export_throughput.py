@@ -48,13 +48,12 @@ def plan_for(ckpt_path: Path, out: Path, source: ImageSet, fmt: str, batch_size:
     cfg = exporting.ExportConfig(
         checkpoint=str(ckpt_path), out=str(out), format=fmt, batch_size=batch_size, progress=False
     )
-    ckpt, method, run, run_cfg = exporting.load_generator(ckpt_path, torch.device("cpu"))
+    ckpt, run, run_cfg = exporting.load_generator(ckpt_path, torch.device("cpu"))
     return exporting.Plan(
         cfg,
         out,
         ckpt_path,
         ckpt,
-        method,
         run,
         source,
         torch.arange(len(source)),
@@ -62,6 +61,7 @@ def plan_for(ckpt_path: Path, out: Path, source: ImageSet, fmt: str, batch_size:
         CLASSES,
         torch.device("cpu"),
         run_cfg,
+        run_cfg.adapted_zoom,
     )
 
 

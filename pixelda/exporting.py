@@ -76,14 +76,14 @@ class Plan:
     out: Path
     ckpt_path: Path
     ckpt: dict
-    method: object  # the run's module in pixelda/methods (it has an `exporter`)
-    run: Callable  # method.exporter(models): (x_src, y_src, z) -> images in [-1, 1]
+    run: Callable  # the method's exporter(models): (x_src, y_src, z) -> images in [-1, 1]
     source: ImageSet
     indices: torch.Tensor  # (N,) the source images to export, in order
     source_spec: str
     classes: list[str]
     device: torch.device
     run_cfg: object  # the trained run's TrainConfig
+    zoom: float  # adapted images are zoomed in by U(1, zoom); 1: not at all
 
 
 def check_config(cfg: ExportConfig) -> ExportConfig:
@@ -124,8 +124,8 @@ def checkpoint_scores(ckpt_path: Path, ckpt: dict) -> dict:
     return {best["metric"]: best["value"]} if best.get("step") == step else {}
 
 
-def load_generator(ckpt_path: Path, device: torch.device) -> tuple[dict, object, Callable, object]:
-    """The checkpoint, its method, the method's exporter over its models, the run's config."""
+def load_generator(ckpt_path: Path, device: torch.device) -> tuple[dict, Callable, object]:
+    """The checkpoint, its method's exporter over its models, the run's config."""
     ckpt = checkpoint.load(ckpt_path)
     name = ckpt.get("config", {}).get("method")
     exporting = sorted(n for n, m in METHODS.items() if hasattr(m, "exporter"))
@@ -135,8 +135,7 @@ def load_generator(ckpt_path: Path, device: torch.device) -> tuple[dict, object,
             f"expected a run of {', '.join(exporting)}"
         )
     run_cfg, _, models = restore(ckpt, device=device)
-    method = METHODS[name]
-    return ckpt, method, method.exporter(models), run_cfg
+    return ckpt, METHODS[name].exporter(models), run_cfg
 
 
 def load_source(cfg: ExportConfig, run_cfg, info: DataInfo) -> tuple[ImageSet, str, list[str]]:
@@ -173,14 +172,15 @@ def plan_for(cfg: ExportConfig) -> Plan:
     check_replaceable(out, "export", overwrite=cfg.overwrite)
     device = distributed.init(pick_device(cfg.device))
     ckpt_path = checkpoint_file(cfg.checkpoint)
-    ckpt, method, run, run_cfg = load_generator(ckpt_path, device)
+    ckpt, run, run_cfg = load_generator(ckpt_path, device)
     info = DataInfo(**ckpt["data_info"])
     source, spec, classes = load_source(cfg, run_cfg, info)
     indices = pick_indices(len(source), cfg.limit)
     batch = min(cfg.batch_size, len(indices))
     check_export_memory(variants=cfg.variants, batch=batch, shape=source.images.shape[1:])
+    zoom = run_cfg.adapted_zoom if cfg.zoom < 0 else cfg.zoom  # -1: as T saw them
     return Plan(
-        cfg, out, ckpt_path, ckpt, method, run, source, indices, spec, classes, device, run_cfg
+        cfg, out, ckpt_path, ckpt, run, source, indices, spec, classes, device, run_cfg, zoom
     )
 
 
@@ -209,10 +209,9 @@ def adapt_batches(plan: Plan):
             y_src.repeat(k).to(plan.device),
             z.flatten(0, 1).to(plan.device),
         )
-        zoom = plan.run_cfg.adapted_zoom if plan.cfg.zoom < 0 else plan.cfg.zoom
-        if zoom > 1:  # factors seeded by (seed, batch) too: the same bytes on any rank count
+        if plan.zoom > 1:  # factors seeded by (seed, batch) too: the same bytes on any rank count
             u = batch_noise(plan.cfg.seed + 1_000_003, b, (k * len(index),))
-            x_fake = zoom_in(x_fake, 1 + (u + 1) / 2 * (zoom - 1))
+            x_fake = zoom_in(x_fake, 1 + (u + 1) / 2 * (plan.zoom - 1))
         images = to_uint8(x_fake).cpu().view(k, len(index), *x_src.shape[1:]).transpose(0, 1)
         yield images, y_src, index, b * bs
 
@@ -273,7 +272,7 @@ def manifest(plan: Plan, counts: dict) -> dict:
         "variants": cfg.variants,
         "batch_size": cfg.batch_size,
         "limit": cfg.limit,
-        "zoom": plan.run_cfg.adapted_zoom if cfg.zoom < 0 else cfg.zoom,
+        "zoom": plan.zoom,
         "count": sum(counts.values()),
         "counts_per_class": counts,
         "pixelda_version": __version__,
