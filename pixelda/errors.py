@@ -60,6 +60,17 @@ def exit_130_on_ctrl_c() -> None:
     signal.signal(signal.SIGINT, _interrupted_while_starting)
 
 
+def start_command(module_name: str, command: str, in_python: str) -> None:
+    """First thing in pixelda/train.py, export.py, evaluate.py and select.py, the `python -m`
+    commands: imported instead of run (which would hide the API function of the same name on
+    the package), an ImportError naming what to call; run, exit_130_on_ctrl_c."""
+    if module_name != "__main__":
+        raise ImportError(
+            f"{command} is the command `python -m {command}`; in Python use {in_python}"
+        )
+    exit_130_on_ctrl_c()
+
+
 def cli(main):
     """Wrap an entry point's main(argv): a UserError (or a failure of the system the user can
     fix: a file the system refuses, memory) exits 2 with one line; Ctrl-C exits 130."""

@@ -4,15 +4,14 @@ score a checkpoint's classifier on labeled data (code: pixelda/evaluation.py, pi
 In Python, call pixelda.evaluate(checkpoint, **options); this file is the command only.
 """
 
-if __name__ != "__main__":
-    raise ImportError(
-        "pixelda.evaluate is the command `python -m pixelda.evaluate`; in Python use "
-        "pixelda.evaluate(checkpoint, ...) or pixelda.cli.evaluate_main(argv)"
-    )
+from pixelda.errors import start_command
 
-from pixelda.errors import exit_130_on_ctrl_c
-
-exit_130_on_ctrl_c()  # Ctrl-C while torch loads (seconds): one line and exit 130
+# Imported: an ImportError. Run: Ctrl-C while torch loads (seconds) is one line and exit 130.
+start_command(
+    __name__,
+    "pixelda.evaluate",
+    "pixelda.evaluate(checkpoint, ...) or pixelda.cli.evaluate_main(argv)",
+)
 
 from pixelda.cli import evaluate_main
 

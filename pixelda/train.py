@@ -4,15 +4,10 @@ In Python, call pixelda.train(**options) or pixelda.cli.train_main(argv); this f
 command only, so it refuses to be imported (which would hide the function pixelda.train).
 """
 
-if __name__ != "__main__":
-    raise ImportError(
-        "pixelda.train is the command `python -m pixelda.train`; in Python use "
-        "pixelda.train(**options) or pixelda.cli.train_main(argv)"
-    )
+from pixelda.errors import start_command
 
-from pixelda.errors import exit_130_on_ctrl_c
-
-exit_130_on_ctrl_c()  # Ctrl-C while torch loads (seconds): one line and exit 130
+# Imported: an ImportError. Run: Ctrl-C while torch loads (seconds) is one line and exit 130.
+start_command(__name__, "pixelda.train", "pixelda.train(**options) or pixelda.cli.train_main(argv)")
 
 from pixelda.cli import train_main
 
