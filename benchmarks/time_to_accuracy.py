@@ -2,8 +2,8 @@
 PixelDA architecture trained under the same budget on the same data.
 
 Usage: python benchmarks/time_to_accuracy.py --data-root ../shared/data [--pairs mnistm usps]
-       [--minutes 10] [--eval-every 250] [--reference-eval-s 30] [--sides ours reference]
-       [--out benchmarks/time_to_accuracy] [-- extra pixelda.train flags]
+       [--minutes 10] [--seeds 0 1] [--eval-every 250] [--reference-eval-s 30]
+       [--sides ours reference] [--out benchmarks/time_to_accuracy] [-- extra pixelda.train flags]
 
 Ours: pixelda.train with --max-minutes (its defaults unless flags follow `--`). The reference:
 the models of eriklindernoren/PyTorch-GAN implementations/pixelda (rebuilt in
@@ -12,16 +12,20 @@ benchmarks/reference_throughput.py), its losses and optimizers (least-squares GA
 are scored in eval mode on the same 1,000 validation images held out of the target's training
 split, evaluation time excluded. Per pair it prints the curves and the speed-up: the time the
 reference needs to reach its best accuracy, divided by the time ours needs to reach it.
-Writes OUT/results.json, OUT/results.md and OUT/time_to_accuracy.png; a side run alone
-(--sides) updates its curves in an existing OUT/results.json and keeps the other side's.
+Results are kept per pair and budget (--minutes), ours per seed: each run adds its curve to
+OUT/results.json (under a lock, so pairs or seeds may run as separate processes at once) and
+rewrites OUT/results.md and OUT/time_to_accuracy.png from everything stored.
 """
 
 import argparse
+import fcntl
 import itertools
 import json
+import os
 import shlex
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -130,6 +134,15 @@ def speedup(ours_curve, ref_curve) -> dict:
     }
 
 
+def budget_key(minutes: float) -> str:
+    return f"{minutes:g} min"
+
+
+def seed_curves(entry: dict) -> list[list]:
+    """Ours: one curve per seed, in seed order."""
+    return [entry["ours"][k] for k in sorted(entry.get("ours", {}), key=int)]
+
+
 def plot(results: dict, path: Path, title: str) -> None:
     import matplotlib
 
@@ -137,60 +150,111 @@ def plot(results: dict, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
-    for ax, (target, r) in zip(axes[0], results.items()):
-        for side, curve in (("pixelda", r.get("ours")), ("PyTorch-GAN script", r.get("reference"))):
-            if curve:
-                ax.plot([m for m, _ in curve], [100 * a for _, a in curve], marker=".", label=side)
+    for ax, (target, budgets) in zip(axes[0], results.items()):
+        for key, entry in sorted(budgets.items(), key=lambda kv: kv[1]["minutes"]):
+            for seed, curve in sorted(entry.get("ours", {}).items()):
+                ax.plot(
+                    [m for m, _ in curve],
+                    [100 * a for _, a in curve],
+                    marker=".",
+                    label=f"pixelda, {key} budget, seed {seed}",
+                )
+            if entry.get("reference"):
+                curve = entry["reference"]
+                ax.plot(
+                    [m for m, _ in curve],
+                    [100 * a for _, a in curve],
+                    marker=".",
+                    color="grey",
+                    label=f"PyTorch-GAN script, {key} budget",
+                )
         ax.set(
             xlabel="training minutes",
             ylabel="target validation accuracy (%)",
             title=f"MNIST → {target}",
+            xscale="log",
         )
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
-def markdown(results: dict, command: str, when: str) -> str:
+def cell(curves: list[list], minutes: float) -> str:
+    """The last evaluation at or before `minutes`, as the mean ± sd over the curves' seeds."""
+    seen = [[a for t, a in c if t <= minutes + 1e-6] for c in curves]
+    if not curves or any(not s for s in seen):
+        return "—"
+    last = torch.tensor([100 * s[-1] for s in seen], dtype=torch.float64)
+    if len(last) == 1:
+        return f"{last.item():.1f}"
+    return f"{last.mean().item():.1f} ± {last.std().item():.1f}"
+
+
+def markdown(results: dict, when: str) -> str:
     lines = []
-    for target, r in results.items():
-        lines.append(f"**MNIST → {target}** (validation accuracy, %)\n")
-        marks = sorted({m for m in (1, 2, 5, 10, 30, 60, 120) if m < r["minutes"]})
-        marks.append(r["minutes"])
-        lines.append("| side | " + " | ".join(f"{m:g} min" for m in marks) + " |")
+    for target, budgets in results.items():
+        entries = sorted(budgets.items(), key=lambda kv: kv[1]["minutes"])
+        longest = max(e["minutes"] for _, e in entries)
+        marks = sorted({m for m in (1, 2, 5, 10, 30, 60, 120) if m < longest} | {longest})
+        lines.append(f"**MNIST → {target}** (validation accuracy, %; mean ± sd over seeds)\n")
+        lines.append("| side, budget | " + " | ".join(f"{m:g} min" for m in marks) + " |")
         lines.append("|---" * (len(marks) + 1) + "|")
-        for side, curve in (("pixelda", r.get("ours")), ("PyTorch-GAN script", r.get("reference"))):
-            if curve:
-                cells = []
-                for m in marks:
-                    seen = [a for t, a in curve if t <= m + 1e-6]
-                    cells.append(f"{100 * seen[-1]:.1f}" if seen else "—")
-                lines.append(f"| {side} | " + " | ".join(cells) + " |")
-        s = r.get("speedup")
-        if s and s["speedup"] is not None:
-            lines.append(
-                f"\nThe script's best, {100 * s['reference_best']:.1f}%, came after "
-                f"{s['reference_minutes']:.1f} min; pixelda reached it after "
-                f"{s['ours_minutes']:.2f} min (its first evaluation at or above it; evaluations "
-                f"every {r.get('eval_every', '?')} steps): **{s['speedup']:.0f}x** sooner.\n"
+        for key, e in entries:
+            within = [m for m in marks if m <= e["minutes"]]
+            rows = (
+                (f"pixelda, {key} (seeds {', '.join(sorted(e.get('ours', {})))})", seed_curves(e)),
+                (f"PyTorch-GAN script, {key}", [e["reference"]] if e.get("reference") else []),
             )
+            for label, curves in rows:
+                if curves:
+                    cells = [cell(curves, m) if m in within else "" for m in marks]
+                    lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        for key, e in entries:
+            s = e.get("speedup")
+            if s and s["speedup"] is not None:
+                lines.append(
+                    f"\n{key} budget: the script's best, {100 * s['reference_best']:.1f}%, came "
+                    f"after {s['reference_minutes']:.1f} min; pixelda (seed 0) reached it after "
+                    f"{s['ours_minutes']:.2f} min (its first evaluation at or above it; "
+                    f"evaluations every {e.get('eval_every', '?')} steps): "
+                    f"**{s['speedup']:.0f}x** sooner."
+                )
         lines.append("")
-    commands = {c for r in results.values() for k, c in r.items() if k.startswith("command_")}
-    lines += [f"`{c}`  " for c in sorted(commands or {command})]
+    commands = {
+        c for b in results.values() for e in b.values() for k, c in e.items() if k.startswith("cmd")
+    }
+    lines += [f"`{c}`  " for c in sorted(commands)]
     lines.append(f"{hardware()}, {when}")
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> dict:
+@contextmanager
+def stored_results(out: Path):
+    """results.json read and, on leaving, written with the markdown and the plot, under a lock:
+    runs of other pairs or seeds may write it at the same time."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".results.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = out / "results.json"
+        results = json.loads(path.read_text()) if path.is_file() else {}
+        yield results
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        (out / "results.md").write_text(markdown(results, when))
+        plot(results, out / "time_to_accuracy.png", f"{hardware()}, {when}")
+
+
+def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     own, extra = split_argv(argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", default="")
     p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=PAIRS)
     p.add_argument("--minutes", type=float, default=10.0, help="training minutes per side")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="ours: one run per seed")
     p.add_argument("--eval-every", type=int, default=250, help="ours: steps between evaluations")
     p.add_argument("--reference-eval-s", type=float, default=30.0)
     p.add_argument(
@@ -198,32 +262,33 @@ def main(argv=None) -> dict:
     )
     p.add_argument("--out", default="benchmarks/time_to_accuracy")
     args = p.parse_args(own)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stored = out / "results.json"
-    results = json.loads(stored.read_text()) if stored.is_file() else {}
+    out, key = Path(args.out), budget_key(args.minutes)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    command = (f"OMP_NUM_THREADS={threads} " if threads else "") + shlex.join(
+        ["python", "benchmarks/time_to_accuracy.py", *argv]
+    )
     for target in args.pairs:
-        r = results.setdefault(target, {})
-        if r.get("minutes") != args.minutes:  # another budget: start the pair afresh
-            r.clear()
-        r["minutes"] = args.minutes
         if "ours" in args.sides:
-            r["ours"] = ours(target, args, extra, out / "runs" / target)
-            r["eval_every"] = args.eval_every
-            r["command_ours"] = "python benchmarks/time_to_accuracy.py " + shlex.join(argv)
+            for seed in args.seeds:
+                run_out = out / "runs" / f"{target}-{args.minutes:g}min-seed{seed}"
+                curve = ours(target, args, [*extra, "--seed", str(seed)], run_out)
+                with stored_results(out) as results:
+                    e = results.setdefault(target, {}).setdefault(key, {"minutes": args.minutes})
+                    e.setdefault("ours", {})[str(seed)] = curve
+                    e["eval_every"], e["cmd_ours"] = args.eval_every, command
+                    update_speedup(e)
         if "reference" in args.sides:
-            r["reference"] = reference(target, args)
-            r["command_reference"] = "python benchmarks/time_to_accuracy.py " + shlex.join(argv)
-        if r.get("ours") and r.get("reference"):
-            r["speedup"] = speedup(r["ours"], r["reference"])
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    command = "python benchmarks/time_to_accuracy.py " + shlex.join(argv)
-    text = markdown(results, command, when)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(text)
-    plot(results, out / "time_to_accuracy.png", f"{hardware()}, {when}")
-    print(text)
-    return results
+            curve = reference(target, args)
+            with stored_results(out) as results:
+                e = results.setdefault(target, {}).setdefault(key, {"minutes": args.minutes})
+                e["reference"], e["cmd_reference"] = curve, command
+                update_speedup(e)
+    print((out / "results.md").read_text())
+
+
+def update_speedup(entry: dict) -> None:
+    if entry.get("ours") and entry.get("reference"):
+        entry["speedup"] = speedup(seed_curves(entry)[0], entry["reference"])
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from .data.common import match_channels, resize, to_float
 from .errors import UserError
 from .evaluation import EvaluateConfig, evaluate_checkpoint
 from .exporting import ExportConfig, export_config
-from .helpers import eval_mode, uniform_noise
+from .helpers import eval_mode, predictor, uniform_noise
 from .methods import METHODS, restore
 from .rundir import RunDir
 from .runtime import pick_device
@@ -194,7 +194,7 @@ class Adapter:
         """The task classifier's outputs (B, K): class logits, or K regression targets."""
         if self._classifier is None:
             raise UserError(f"a {self.method} checkpoint has no task classifier")
-        model = self.models[self._classifier]
+        model = predictor(self.models)
         x = self.prepare(x)
         with torch.no_grad(), eval_mode(model):
             return torch.cat([model(part) for part in x.split(batch_size)])

@@ -223,6 +223,24 @@ class TrainConfig:
         "T in the D-step sees each adapted image zoomed in about its centre by a random factor "
         "in [1, ADAPTED_ZOOM] (data augmentation of adapted images); 1: off, as in the paper",
     )
+    adapted_zoom_share: float = option(
+        1.0,
+        "--adapted-zoom: the share of each batch's adapted images that T sees zoomed (the "
+        "others at their own size)",
+    )
+    target_weight: float = option(
+        0.0,
+        "weight of self-training in the D-step: T learns unlabeled target images (randomly "
+        "shifted and scaled) with the labels that a moving average of T (the teacher; Tarvainen "
+        "& Valpola 2017, French et al. 2018) gives them, where it is confident; 0: off, as in "
+        "the paper",
+    )
+    target_threshold: float = option(
+        0.9, "self-training: the teacher's lowest probability that still makes a pseudo-label"
+    )
+    teacher_decay: float = option(
+        0.99, "self-training: decay of the teacher's moving average of T's weights, per step"
+    )
     # Baselines
     dann_weight: float = option(
         1.0, "DANN: gradient reversal coefficient times the lambda schedule"
@@ -301,12 +319,7 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--max-minutes: expected >= 0 (0: no limit), got {cfg.max_minutes}")
     if cfg.latent_dim < 0 or cfg.g_blocks < 0 or cfg.threads < 0:
         raise UserError("--latent-dim, --g-blocks and --threads must be >= 0")
-    if not 0.0 <= cfg.ema_decay < 1.0:
-        raise UserError(f"--ema-decay: expected a number in [0, 1), got {cfg.ema_decay}")
-    if not 1.0 <= cfg.adapted_zoom <= 4.0:
-        raise UserError(f"--adapted-zoom: expected a factor in [1, 4], got {cfg.adapted_zoom}")
-    if cfg.consistency_weight < 0:
-        raise UserError(f"--consistency-weight: expected >= 0, got {cfg.consistency_weight}")
+    _validate_beyond_paper(cfg)
     if not 0.0 <= cfg.d_dropout < 1.0:
         raise UserError(f"--d-dropout: expected a probability in [0, 1), got {cfg.d_dropout}")
     _validate_select_by(cfg)
@@ -345,6 +358,28 @@ def _validate_choices(cfg: TrainConfig) -> None:
         raise UserError(f"--optimizer sgd: for source-only, target-only and dann, not {cfg.method}")
     if not 0.0 <= cfg.momentum < 1.0:
         raise UserError(f"--momentum: expected a number in [0, 1), got {cfg.momentum}")
+
+
+def _validate_beyond_paper(cfg: TrainConfig) -> None:
+    """The ranges of the flags beyond the papers."""
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise UserError(f"--ema-decay: expected a number in [0, 1), got {cfg.ema_decay}")
+    if not 1.0 <= cfg.adapted_zoom <= 4.0:
+        raise UserError(f"--adapted-zoom: expected a factor in [1, 4], got {cfg.adapted_zoom}")
+    if cfg.consistency_weight < 0:
+        raise UserError(f"--consistency-weight: expected >= 0, got {cfg.consistency_weight}")
+    if not 0.0 <= cfg.adapted_zoom_share <= 1.0:
+        raise UserError(
+            f"--adapted-zoom-share: expected a fraction in [0, 1], got {cfg.adapted_zoom_share}"
+        )
+    if cfg.target_weight < 0:
+        raise UserError(f"--target-weight: expected >= 0, got {cfg.target_weight}")
+    if not 0.0 <= cfg.target_threshold < 1.0:
+        raise UserError(
+            f"--target-threshold: expected a probability in [0, 1), got {cfg.target_threshold}"
+        )
+    if not 0.0 <= cfg.teacher_decay < 1.0:
+        raise UserError(f"--teacher-decay: expected a number in [0, 1), got {cfg.teacher_decay}")
 
 
 def _validate_numbers(cfg: TrainConfig) -> None:

@@ -10,6 +10,7 @@ from .data import DataOptions, ImageSet, load, missing_test_reason, split_valida
 from .data.classes import align, counts
 from .errors import UserError
 from .fileio import atomic_write_json
+from .helpers import predictor
 from .methods import METHODS, restore
 from .metrics import score
 
@@ -91,7 +92,7 @@ def evaluate_checkpoint(cfg: EvaluateConfig) -> dict:
         "checkpoint": str(cfg.checkpoint),
         "data": spec,
         "split": data.name,
-        **score(models[classifier], data, device=cfg.device),
+        **score(predictor(models), data, device=cfg.device),
     }
     per_class = counts(data)
     if per_class:

@@ -59,8 +59,9 @@ class ExportConfig:
     batch_size: int = option(256, "source images per generator call (part of the noise recipe)")
     zoom: float = option(
         -1.0,
-        "zoom each adapted image in about its centre by a factor from U(1, ZOOM), as T saw them in "
-        "training (-1: the run's --adapted-zoom; 1: no zoom)",
+        "zoom adapted images in about their centres by factors from U(1, ZOOM), as T saw them in "
+        "training (-1: the run's own zoom, on the run's own share of the images; a factor: on all "
+        "of them; 1: no zoom)",
     )
     overwrite: bool = option(False, "replace an existing export in --out once the new one is done")
     device: str = option("cpu", "cpu, cuda, mps or auto", choices=("auto", "cpu", "cuda", "mps"))
@@ -84,6 +85,7 @@ class Plan:
     device: torch.device
     run_cfg: object  # the trained run's TrainConfig
     zoom: float  # adapted images are zoomed in by U(1, zoom); 1: not at all
+    zoom_share: float  # ... the share of them that is zoomed (the run's --adapted-zoom-share)
 
 
 def check_config(cfg: ExportConfig) -> ExportConfig:
@@ -179,8 +181,9 @@ def plan_for(cfg: ExportConfig) -> Plan:
     batch = min(cfg.batch_size, len(indices))
     check_export_memory(variants=cfg.variants, batch=batch, shape=source.images.shape[1:])
     zoom = run_cfg.adapted_zoom if cfg.zoom < 0 else cfg.zoom  # -1: as T saw them
+    share = run_cfg.adapted_zoom_share if cfg.zoom < 0 else 1.0
     return Plan(
-        cfg, out, ckpt_path, ckpt, run, source, indices, spec, classes, device, run_cfg, zoom
+        cfg, out, ckpt_path, ckpt, run, source, indices, spec, classes, device, run_cfg, zoom, share
     )
 
 
@@ -191,6 +194,13 @@ def batch_noise(seed: int, batch: int, shape: tuple[int, ...]) -> torch.Tensor:
     """z ~ U(-1, 1)^shape from a generator seeded by (seed, batch) alone."""
     state = np.random.SeedSequence([seed, batch]).generate_state(1, np.uint64)[0]
     return uniform_noise(shape, generator=torch.Generator().manual_seed(int(state)))
+
+
+def zoom_factors(u: torch.Tensor, zoom: float, share: float) -> torch.Tensor:
+    """Zoom factors from u ~ U(-1, 1): 1 for the images whose (u + 1) / 2 is below 1 - share
+    (1 - share of them), the others from U(1, zoom), as T saw adapted images in training."""
+    p = (u + 1) / 2
+    return 1 + ((p - (1 - share)) / share).clamp(min=0) * (zoom - 1)
 
 
 def adapt_batches(plan: Plan):
@@ -211,7 +221,7 @@ def adapt_batches(plan: Plan):
         )
         if plan.zoom > 1:  # factors seeded by (seed, batch) too: the same bytes on any rank count
             u = batch_noise(plan.cfg.seed + 1_000_003, b, (k * len(index),))
-            x_fake = zoom_in(x_fake, 1 + (u + 1) / 2 * (plan.zoom - 1))
+            x_fake = zoom_in(x_fake, zoom_factors(u, plan.zoom, plan.zoom_share))
         images = to_uint8(x_fake).cpu().view(k, len(index), *x_src.shape[1:]).transpose(0, 1)
         yield images, y_src, index, b * bs
 
@@ -273,6 +283,7 @@ def manifest(plan: Plan, counts: dict) -> dict:
         "batch_size": cfg.batch_size,
         "limit": cfg.limit,
         "zoom": plan.zoom,
+        "zoom_share": plan.zoom_share,
         "count": sum(counts.values()),
         "counts_per_class": counts,
         "pixelda_version": __version__,

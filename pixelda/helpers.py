@@ -93,6 +93,14 @@ def classifier_optimizer(params, cfg) -> torch.optim.Optimizer:
     return adam(params, cfg)
 
 
+def predictor(models: nn.ModuleDict) -> nn.Module:
+    """The network whose predictions are a run's answer: PixelDA's teacher (the moving average
+    of T kept by --target-weight) where there is one, else the "classifier"."""
+    if "teacher" in models:
+        return models["teacher"].module
+    return models["classifier"]
+
+
 def task_network_for(cfg, info) -> nn.Module:
     """The task network of --backbone for the run's data (--pretrained: ImageNet weights)."""
     return task_network(

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import to_float
-from .helpers import eval_mode, uniform_noise
+from .helpers import eval_mode, predictor, uniform_noise
 
 # Which way each validator points. Regression runs get dev and kid only: entropy, im, snd and
 # label_keeping need class probabilities.
@@ -243,7 +243,7 @@ def compute(models: nn.ModuleDict, method_name: str, data: ValidationData | None
     restored after; the run's random state is left untouched."""
     if data is None or "classifier" not in models:
         return {}
-    classifier = models["classifier"]
+    classifier = predictor(models)
     generator = models["generator"] if method_name == "pixelda" else None
     used = [m for m in (classifier, generator) if m is not None]
     device = next(classifier.parameters()).device

@@ -125,13 +125,16 @@ def test_each_image_is_the_generator_applied_to_its_source_with_its_noise(
     # all n sources fit in one batch, z[v, i] for variant v of source i.
     seed = int(np.random.SeedSequence([7, 0]).generate_state(1, np.uint64)[0])
     z = torch.rand((K, n, 10), generator=torch.Generator().manual_seed(seed)) * 2 - 1
-    # The zoom T learned with (the run's --adapted-zoom unless --zoom): factors from U(1, Z),
-    # seeded by (seed + 1,000,003, batch), one per image in the same order.
-    max_zoom = run_cfg.adapted_zoom if zoom is None else float(zoom)
-    assert max_zoom == (1.6 if zoom is None else 1.0)
+    # The zoom T learned with (the run's --adapted-zoom and --adapted-zoom-share unless --zoom):
+    # u ~ U(0, 1) seeded by (seed + 1,000,003, batch), one per image in the same order; factor 1
+    # where u < 1 - share, else from U(1, Z).
+    max_zoom, share = (
+        (run_cfg.adapted_zoom, run_cfg.adapted_zoom_share) if zoom is None else (float(zoom), 1.0)
+    )
+    assert (max_zoom, share) == ((1.6, 0.5) if zoom is None else (1.0, 1.0))
     seed = int(np.random.SeedSequence([7 + 1_000_003, 0]).generate_state(1, np.uint64)[0])
     u = torch.rand((K * n,), generator=torch.Generator().manual_seed(seed))
-    factors = (1 + u * (max_zoom - 1)).view(K, n)
+    factors = (1 + ((u - (1 - share)) / share).clamp(min=0) * (max_zoom - 1)).view(K, n)
     x_src = to_float(src.images)
     for row in read_rows(out):
         i, v = int(row["source_index"]), int(row["variant"])
@@ -143,7 +146,8 @@ def test_each_image_is_the_generator_applied_to_its_source_with_its_noise(
         assert (got - expected[0].int()).abs().max() <= 1, row  # channels_last: ~1e-8 apart
     first = [png(out / r["file"]) for r in read_rows(out)[:K]]
     assert not torch.equal(first[0], first[1]), "variants should differ by their noise"
-    assert json.loads((out / "manifest.json").read_text())["zoom"] == max_zoom
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["zoom"], manifest["zoom_share"]) == (max_zoom, share)
 
 
 def test_manifest_records_the_checkpoint_run_and_counts(ckpt, source_dir, tmp_path):

@@ -55,7 +55,8 @@ def test_g_step_leaves_discriminator_and_classifier_untouched(setup):
     assert _same(d_before, _state(m["discriminator"]))  # weights and BN running statistics
     assert _same(t_before, _state(m["classifier"]))
     assert not _same(g_before, _state(m["generator"]))
-    assert all(p.requires_grad for p in m.parameters())
+    trained = [m[name] for name in m if name != pixelda.TEACHER]  # the teacher has no gradients
+    assert all(p.requires_grad for net in trained for p in net.parameters())
     assert out["content_loss"] > 0
 
 
@@ -63,8 +64,9 @@ def test_full_step_changes_everything_and_reports_finite_losses(setup):
     cfg, m, opts, batch = setup
     before = _state(m)
     out = pixelda.train_step(m, opts, batch, cfg, 0.0)
-    # The fast preset's semantic consistency adds its loss and its judge's.
+    # The fast preset's semantic consistency adds its loss and its judge's, self-training its own.
     assert set(out) == {
+        "target_loss",
         "d_loss",
         "task_loss",
         "g_loss",

@@ -1,8 +1,9 @@
 """The methods, one module each, and the interface the loop, export and the API rely on.
 
 Every method module provides:
-    CLASSIFIER                      the name of the model whose predictions are the method's
-                                    answer (None for the cGAN, which only draws digits)
+    CLASSIFIER                      the name of its trained task network (None for the cGAN,
+                                    which only draws digits); the answer comes from
+                                    helpers.predictor: that network, or PixelDA's teacher
     build(cfg, info) -> nn.ModuleDict          its models, from a TrainConfig and a DataInfo
     optimizers(models, cfg) -> dict            name -> torch optimizer (the loop sets each lr)
     train_step(models, opts, batch, cfg, progress) -> dict

@@ -5,6 +5,7 @@ import itertools
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .. import losses
 from ..helpers import (
@@ -13,6 +14,7 @@ from ..helpers import (
     fold_batchnorm,
     frozen,
     optimize,
+    predictor,
     task_network_for,
     uniform_noise,
     zoom_in,
@@ -23,6 +25,8 @@ from ..models import Discriminator, Generator
 CLASSIFIER = "classifier"
 # --consistency-judge source or recoloured: a task network trained on source images only
 SOURCE_JUDGE = "source_classifier"
+# --target-weight: the moving average of T that pseudo-labels target images
+TEACHER = "teacher"
 
 
 def uses_source_judge(cfg) -> bool:
@@ -55,6 +59,10 @@ def build(cfg, info) -> nn.ModuleDict:
     )
     if uses_source_judge(cfg):
         m[SOURCE_JUDGE] = task_network_for(cfg, info)
+    if cfg.target_weight > 0:
+        m[TEACHER] = AveragedModel(
+            m["classifier"], multi_avg_fn=get_ema_multi_avg_fn(cfg.teacher_decay)
+        ).requires_grad_(False)
     return m
 
 
@@ -82,12 +90,12 @@ def d_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> di
     d_loss = cfg.domain_weight * losses.d_loss(
         m["discriminator"](batch.x_tgt), m["discriminator"](x_fake)
     )
-    if cfg.adapted_zoom > 1:
-        x_fake = random_zoom(x_fake, cfg.adapted_zoom)
-    src_out, fake_out = m["classifier"](torch.cat([batch.x_src, x_fake])).chunk(2)
-    task_loss = losses.task_loss(src_out, batch.y_src) + losses.task_loss(fake_out, batch.y_src)
-    optimize(opts["d"], d_loss + task_loss, cfg.clip_grad_norm)
+    task_loss, target_loss = task_losses(m, batch, x_fake, cfg)
+    optimize(opts["d"], d_loss + task_loss + cfg.target_weight * target_loss, cfg.clip_grad_norm)
     out = {"d_loss": d_loss.detach(), "task_loss": task_loss.detach()}
+    if TEACHER in m:
+        m[TEACHER].update_parameters(m["classifier"])
+        out["target_loss"] = target_loss.detach()
     if SOURCE_JUDGE in m:
         x_judge = batch.x_src
         if cfg.consistency_judge == "recoloured":
@@ -98,10 +106,57 @@ def d_step(m: nn.ModuleDict, opts: dict, batch, x_fake: torch.Tensor, cfg) -> di
     return out
 
 
-def random_zoom(x: torch.Tensor, max_zoom: float) -> torch.Tensor:
-    """Each image of x (B, C, H, W) zoomed in about its centre by its own factor drawn from
-    U(1, max_zoom), bilinear; zooming in only, so every output pixel samples inside the image."""
-    return zoom_in(x, 1 + torch.rand(x.size(0), device=x.device) * (max_zoom - 1))
+def task_losses(m: nn.ModuleDict, batch, x_fake: torch.Tensor, cfg):
+    """T's losses in the D-step: (cross-entropy on the source and on the adapted images, both
+    with the source labels; self-training on the target images, 0 without a teacher), from one
+    forward pass over all of them."""
+    if cfg.adapted_zoom > 1:
+        x_fake = random_zoom(x_fake, cfg.adapted_zoom, share=cfg.adapted_zoom_share)
+    images = [batch.x_src, x_fake]
+    if TEACHER in m:  # the student sees the target images shifted and scaled
+        images.append(random_shift_scale(batch.x_tgt))
+    outputs = m[CLASSIFIER](torch.cat(images)).chunk(len(images))
+    task_loss = losses.task_loss(outputs[0], batch.y_src) + losses.task_loss(
+        outputs[1], batch.y_src
+    )
+    if TEACHER not in m:
+        return task_loss, torch.zeros((), device=x_fake.device)
+    return task_loss, self_training(m[TEACHER], batch.x_tgt, outputs[2], cfg.target_threshold)
+
+
+def random_zoom(x: torch.Tensor, max_zoom: float, *, share: float = 1.0) -> torch.Tensor:
+    """The first round(share * B) images of x (B, C, H, W) zoomed in about their centres, each
+    by its own factor drawn from U(1, max_zoom), bilinear, the others left as they are; zooming
+    in only, so every output pixel samples inside the image."""
+    k = round(share * x.size(0))
+    zoomed = zoom_in(x[:k], 1 + torch.rand(k, device=x.device) * (max_zoom - 1))
+    return torch.cat([zoomed, x[k:]]) if k < x.size(0) else zoomed
+
+
+def random_shift_scale(x: torch.Tensor) -> torch.Tensor:
+    """Each image of x (B, C, H, W) scaled by U(0.9, 1.1) and shifted by up to a tenth of its
+    size each way, bilinear, with the border pixels repeated outside the image."""
+    b = x.size(0)
+    theta = torch.zeros(b, 2, 3, device=x.device)
+    scale = 0.9 + 0.2 * torch.rand(b, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / scale
+    theta[:, :, 2] = (torch.rand(b, 2, device=x.device) * 2 - 1) * 0.2
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(
+        x.float(), grid, padding_mode="border", align_corners=False
+    )
+    return out.to(x.dtype)
+
+
+def self_training(teacher: nn.Module, x_tgt: torch.Tensor, student_logits, threshold: float):
+    """Cross-entropy of the student's logits on (shifted) target images to the teacher's class
+    on the plain images, over the images where the teacher's probability exceeds `threshold`,
+    divided by the batch size (few confident images: a small loss)."""
+    with torch.no_grad(), eval_mode(teacher):
+        probs = teacher(x_tgt).float().softmax(1)
+    confidence, labels = probs.max(1)
+    per_image = nn.functional.cross_entropy(student_logits.float(), labels, reduction="none")
+    return (per_image * (confidence > threshold)).mean()
 
 
 def random_colours(x: torch.Tensor) -> torch.Tensor:
@@ -154,8 +209,12 @@ def consistency(m: nn.ModuleDict, x_src: torch.Tensor, x_fake: torch.Tensor, cfg
 
 
 def evaluate(m: nn.ModuleDict, data) -> dict:
-    """T on the held-out splits (metrics.held_out)."""
-    return held_out(m[CLASSIFIER], data)
+    """The teacher where there is one (--target-weight), else T, on the held-out splits
+    (metrics.held_out); with a teacher, T's own scores too, as student_*."""
+    out = held_out(predictor(m), data)
+    if TEACHER in m:
+        out.update({f"student_{k}": v for k, v in held_out(m[CLASSIFIER], data).items()})
+    return out
 
 
 @torch.no_grad()

@@ -1,0 +1,111 @@
+"""Self-training (--target-weight): the loss by hand, the teacher's moving average, and a D-step
+that learns from unlabeled target images."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from pixelda.batches import Batch
+from pixelda.config import resolve
+from pixelda.errors import UserError
+from pixelda.methods import DataInfo, pixelda
+
+
+class FixedLogits(nn.Module):
+    """A 'network' that returns the same logits for any batch."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, x):
+        return self.logits
+
+
+def test_self_training_loss_matches_hand_computed_value():
+    # Teacher probabilities: image 1 is sure of class 0 (e^5 / (e^5 + 1) > 0.9), image 2 is not.
+    teacher = FixedLogits(torch.tensor([[5.0, 0.0], [0.1, 0.0]]))
+    student = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    # Only image 1 counts: -log softmax([1, 0])[0] = log(1 + e^-1); divided by the batch (2).
+    expected = math.log(1 + math.exp(-1)) / 2
+    loss = pixelda.self_training(teacher, torch.zeros(2, 1, 4, 4), student, threshold=0.9)
+    assert loss.item() == pytest.approx(expected)
+    # No confident image: no loss.
+    loss = pixelda.self_training(teacher, torch.zeros(2, 1, 4, 4), student, threshold=0.999)
+    assert loss.item() == 0
+
+
+def test_random_shift_scale_keeps_the_shape_and_a_constant_image():
+    torch.manual_seed(0)
+    x = torch.full((8, 3, 16, 16), 0.25)
+    y = pixelda.random_shift_scale(x)
+    assert y.shape == x.shape
+    assert torch.allclose(y, x)  # border padding: nothing new comes in
+    z = torch.rand(8, 3, 16, 16)
+    assert not torch.allclose(pixelda.random_shift_scale(z), z)
+
+
+def _setup(**overrides):
+    torch.manual_seed(0)
+    cfg = resolve({"g_width": 8, "g_blocks": 1, "d_width": 8, **overrides})
+    info = DataInfo(channels=1, image_size=16, num_outputs=10, classes=[str(i) for i in range(10)])
+    m = pixelda.build(cfg, info)
+    batch = Batch(
+        x_src=torch.rand(4, 1, 16, 16) * 2 - 1,
+        y_src=torch.tensor([0, 1, 2, 3]),
+        mask_src=None,
+        x_tgt=torch.rand(4, 1, 16, 16) * 2 - 1,
+    )
+    return cfg, m, pixelda.optimizers(m, cfg), batch
+
+
+def test_d_step_moves_the_teacher_by_the_moving_average():
+    cfg, m, opts, batch = _setup(target_weight=1.0, teacher_decay=0.9)
+    teacher = m[pixelda.TEACHER]
+    assert all(not p.requires_grad for p in teacher.parameters())
+    start = [p.detach().clone() for p in m["classifier"].parameters()]
+    out = pixelda.d_step(m, opts, batch, torch.zeros(4, 1, 16, 16), cfg)
+    assert "target_loss" in out
+    # AveragedModel copies T at its first update, then averages: after one step the teacher
+    # is T's new weights (the first update); after the second, 0.9 old + 0.1 new.
+    first = [p.detach().clone() for p in m["classifier"].parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(teacher.module.parameters(), first))
+    assert not all(torch.equal(a, b) for a, b in zip(start, first))
+    pixelda.d_step(m, opts, batch, torch.zeros(4, 1, 16, 16), cfg)
+    second = list(m["classifier"].parameters())
+    expected = [0.9 * a + 0.1 * b for a, b in zip(first, second)]
+    for got, want in zip(teacher.module.parameters(), expected):
+        torch.testing.assert_close(got, want)
+
+
+def test_target_images_reach_the_classifier_only_with_self_training():
+    # With the teacher, T's update depends on the target batch; without it, it does not.
+    for weight, depends in ((1.0, True), (0.0, False)):
+        results = []
+        for fill in (0.0, 1.0):
+            cfg, m, opts, batch = _setup(target_weight=weight, target_threshold=0.0)
+            batch = dataclasses.replace(batch, x_tgt=torch.full_like(batch.x_tgt, fill))
+            torch.manual_seed(1)
+            pixelda.d_step(m, opts, batch, torch.zeros(4, 1, 16, 16), cfg)
+            results.append([p.detach().clone() for p in m["classifier"].parameters()])
+        same = all(torch.equal(a, b) for a, b in zip(*results))
+        assert same != depends
+
+
+def test_paper_preset_builds_no_teacher():
+    cfg = resolve({"preset": "paper"})
+    assert cfg.target_weight == 0
+    info = DataInfo(channels=1, image_size=16, num_outputs=10, classes=None)
+    assert pixelda.TEACHER not in pixelda.build(cfg, info)
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [("target_weight", -1.0), ("target_threshold", 1.0), ("teacher_decay", 1.0)],
+)
+def test_bad_self_training_flags_name_the_flag(flag, value):
+    with pytest.raises(UserError, match="--" + flag.replace("_", "-")):
+        resolve({flag: value})
