@@ -232,11 +232,16 @@ class TrainConfig:
         0.0,
         "weight of self-training in the D-step: T learns unlabeled target images (randomly "
         "shifted and scaled) with the labels that a moving average of T (the teacher; Tarvainen "
-        "& Valpola 2017, French et al. 2018) gives them, where it is confident; 0: off, as in "
-        "the paper",
+        "& Valpola 2017, French et al. 2018) gives them, where it is confident; the teacher then "
+        "answers for the run; 0: off, as in the paper; off for --task regression",
     )
     target_threshold: float = option(
         0.9, "self-training: the teacher's lowest probability that still makes a pseudo-label"
+    )
+    target_balance: float = option(
+        0.0,
+        "self-training: weight of a class-balance term, log K minus the entropy of T's mean "
+        "prediction over the batch's target images (0: off)",
     )
     teacher_decay: float = option(
         0.99, "self-training: decay of the teacher's moving average of T's weights, per step"
@@ -362,24 +367,19 @@ def _validate_choices(cfg: TrainConfig) -> None:
 
 def _validate_beyond_paper(cfg: TrainConfig) -> None:
     """The ranges of the flags beyond the papers."""
-    if not 0.0 <= cfg.ema_decay < 1.0:
-        raise UserError(f"--ema-decay: expected a number in [0, 1), got {cfg.ema_decay}")
+    for name in ("consistency_weight", "target_weight", "target_balance"):
+        if getattr(cfg, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(cfg, name)}")
+    for name in ("ema_decay", "teacher_decay", "target_threshold"):
+        if not 0.0 <= getattr(cfg, name) < 1.0:
+            value = getattr(cfg, name)
+            raise UserError(f"--{name.replace('_', '-')}: expected a number in [0, 1), got {value}")
     if not 1.0 <= cfg.adapted_zoom <= 4.0:
         raise UserError(f"--adapted-zoom: expected a factor in [1, 4], got {cfg.adapted_zoom}")
-    if cfg.consistency_weight < 0:
-        raise UserError(f"--consistency-weight: expected >= 0, got {cfg.consistency_weight}")
     if not 0.0 <= cfg.adapted_zoom_share <= 1.0:
         raise UserError(
             f"--adapted-zoom-share: expected a fraction in [0, 1], got {cfg.adapted_zoom_share}"
         )
-    if cfg.target_weight < 0:
-        raise UserError(f"--target-weight: expected >= 0, got {cfg.target_weight}")
-    if not 0.0 <= cfg.target_threshold < 1.0:
-        raise UserError(
-            f"--target-threshold: expected a probability in [0, 1), got {cfg.target_threshold}"
-        )
-    if not 0.0 <= cfg.teacher_decay < 1.0:
-        raise UserError(f"--teacher-decay: expected a number in [0, 1), got {cfg.teacher_decay}")
 
 
 def _validate_numbers(cfg: TrainConfig) -> None:

@@ -34,6 +34,9 @@ PRESETS: dict[str, dict] = {
         "target_weight": 1.0,
         # ... and sees only half of the adapted images zoomed: USPS 88.6%, MNIST-M 82.9%.
         "adapted_zoom_share": 0.5,
+        # ... and keeps T's target predictions spread over the classes (without it T never
+        # predicted a USPS 9): USPS 92.5%, MNIST-M 84.1%.
+        "target_balance": 1.0,
     },
     "paper": {},
 }

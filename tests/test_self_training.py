@@ -31,11 +31,31 @@ def test_self_training_loss_matches_hand_computed_value():
     student = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
     # Only image 1 counts: -log softmax([1, 0])[0] = log(1 + e^-1); divided by the batch (2).
     expected = math.log(1 + math.exp(-1)) / 2
-    loss = pixelda.self_training(teacher, torch.zeros(2, 1, 4, 4), student, threshold=0.9)
+    cfg = resolve({"target_threshold": 0.9, "target_balance": 0.0})
+    loss = pixelda.self_training(teacher, torch.zeros(2, 1, 4, 4), student, cfg)
     assert loss.item() == pytest.approx(expected)
     # No confident image: no loss.
-    loss = pixelda.self_training(teacher, torch.zeros(2, 1, 4, 4), student, threshold=0.999)
-    assert loss.item() == 0
+    cfg = resolve({"target_threshold": 0.999, "target_balance": 0.0})
+    assert pixelda.self_training(teacher, torch.zeros(2, 1, 4, 4), student, cfg).item() == 0
+    # With the class balance: its weight times class_balance of the student's logits.
+    cfg = resolve({"target_threshold": 0.999, "target_balance": 2.0})
+    loss = pixelda.self_training(teacher, torch.zeros(2, 1, 4, 4), student, cfg)
+    assert loss.item() == pytest.approx(2 * pixelda.class_balance(student).item())
+
+
+def test_class_balance_is_zero_when_even_and_log_k_when_one_class():
+    # Two images, one sure of class 0, one of class 1: the mean is (1/2, 1/2), entropy log 2.
+    assert pixelda.class_balance(torch.tensor([[50.0, -50.0], [-50.0, 50.0]])).item() == (
+        pytest.approx(0.0, abs=1e-6)
+    )
+    # Both sure of class 0: the mean is (1, 0), entropy 0, so the term is log 2.
+    assert pixelda.class_balance(torch.tensor([[50.0, -50.0], [50.0, -50.0]])).item() == (
+        pytest.approx(math.log(2))
+    )
+    # By hand: mean (0.75, 0.25) -> log 2 + 0.75 log 0.75 + 0.25 log 0.25.
+    logits = torch.tensor([[0.0, -1e9], [0.0, 0.0]])
+    expected = math.log(2) + 0.75 * math.log(0.75) + 0.25 * math.log(0.25)
+    assert pixelda.class_balance(logits).item() == pytest.approx(expected)
 
 
 def test_random_shift_scale_keeps_the_shape_and_a_constant_image():
@@ -102,9 +122,22 @@ def test_paper_preset_builds_no_teacher():
     assert pixelda.TEACHER not in pixelda.build(cfg, info)
 
 
+def test_regression_runs_get_no_teacher():
+    # Pseudo-labels are classes: with regression targets self-training stays off.
+    cfg = resolve({"task": "regression"})
+    assert cfg.target_weight > 0  # the fast preset's value
+    info = DataInfo(channels=1, image_size=16, num_outputs=2, classes=None)
+    assert pixelda.TEACHER not in pixelda.build(cfg, info)
+
+
 @pytest.mark.parametrize(
     "flag, value",
-    [("target_weight", -1.0), ("target_threshold", 1.0), ("teacher_decay", 1.0)],
+    [
+        ("target_weight", -1.0),
+        ("target_threshold", 1.0),
+        ("teacher_decay", 1.0),
+        ("target_balance", -1.0),
+    ],
 )
 def test_bad_self_training_flags_name_the_flag(flag, value):
     with pytest.raises(UserError, match="--" + flag.replace("_", "-")):

@@ -2,6 +2,7 @@
 from real target images, T learns the labels from source and adapted images."""
 
 import itertools
+import math
 
 import torch
 from torch import nn
@@ -34,8 +35,8 @@ def uses_source_judge(cfg) -> bool:
 
 
 def build(cfg, info) -> nn.ModuleDict:
-    """G, D and T; with --consistency-judge source also the source-only judge, so that
-    checkpoints carry it."""
+    """G, D and T; with --consistency-judge source also the source-only judge, and with
+    --target-weight (for classes) the teacher, so that checkpoints carry them."""
     size, c = info.image_size, info.channels
     m = nn.ModuleDict(
         {
@@ -59,7 +60,7 @@ def build(cfg, info) -> nn.ModuleDict:
     )
     if uses_source_judge(cfg):
         m[SOURCE_JUDGE] = task_network_for(cfg, info)
-    if cfg.target_weight > 0:
+    if cfg.target_weight > 0 and not info.regression:  # pseudo-labels are classes
         m[TEACHER] = AveragedModel(
             m["classifier"], multi_avg_fn=get_ema_multi_avg_fn(cfg.teacher_decay)
         ).requires_grad_(False)
@@ -121,7 +122,7 @@ def task_losses(m: nn.ModuleDict, batch, x_fake: torch.Tensor, cfg):
     )
     if TEACHER not in m:
         return task_loss, torch.zeros((), device=x_fake.device)
-    return task_loss, self_training(m[TEACHER], batch.x_tgt, outputs[2], cfg.target_threshold)
+    return task_loss, self_training(m[TEACHER], batch.x_tgt, outputs[2], cfg)
 
 
 def random_zoom(x: torch.Tensor, max_zoom: float, *, share: float = 1.0) -> torch.Tensor:
@@ -148,15 +149,28 @@ def random_shift_scale(x: torch.Tensor) -> torch.Tensor:
     return out.to(x.dtype)
 
 
-def self_training(teacher: nn.Module, x_tgt: torch.Tensor, student_logits, threshold: float):
+def self_training(teacher: nn.Module, x_tgt: torch.Tensor, student_logits, cfg) -> torch.Tensor:
     """Cross-entropy of the student's logits on (shifted) target images to the teacher's class
-    on the plain images, over the images where the teacher's probability exceeds `threshold`,
-    divided by the batch size (few confident images: a small loss)."""
+    on the plain images, over the images where the teacher's probability exceeds
+    --target-threshold, divided by the batch size (few confident images: a small loss); plus
+    --target-balance times class_balance of the student's predictions."""
     with torch.no_grad(), eval_mode(teacher):
         probs = teacher(x_tgt).float().softmax(1)
     confidence, labels = probs.max(1)
     per_image = nn.functional.cross_entropy(student_logits.float(), labels, reduction="none")
-    return (per_image * (confidence > threshold)).mean()
+    pseudo = (per_image * (confidence > cfg.target_threshold)).mean()
+    if cfg.target_balance == 0:
+        return pseudo
+    return pseudo + cfg.target_balance * class_balance(student_logits)
+
+
+def class_balance(logits: torch.Tensor) -> torch.Tensor:
+    """log K minus the entropy of the batch's mean predicted distribution (B, K) -> (): 0 when
+    the batch's predictions spread evenly over the K classes, log K when all are one class.
+    Keeps self-training from never predicting a class (French et al. 2018's class balance;
+    SHOT's diversity term)."""
+    mean = logits.float().softmax(1).mean(0)
+    return math.log(logits.size(1)) + (mean * mean.clamp(min=1e-12).log()).sum()
 
 
 def random_colours(x: torch.Tensor) -> torch.Tensor:
