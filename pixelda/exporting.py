@@ -200,6 +200,8 @@ def zoom_factors(u: torch.Tensor, zoom: float, share: float) -> torch.Tensor:
     """Zoom factors from u ~ U(-1, 1): 1 for the images whose (u + 1) / 2 is below 1 - share
     (1 - share of them), the others from U(1, zoom), as T saw adapted images in training."""
     p = (u + 1) / 2
+    if share <= 0:  # --adapted-zoom-share 0: T saw no zoomed image
+        return torch.ones_like(p)
     return 1 + ((p - (1 - share)) / share).clamp(min=0) * (zoom - 1)
 
 

@@ -16,6 +16,7 @@ from torchvision.datasets import ImageFolder
 
 from pixelda import __version__, checkpoint, cli, config, writers
 from pixelda.data import DataOptions, load, to_float, to_uint8
+from pixelda.exporting import zoom_factors
 from pixelda.helpers import zoom_in
 from pixelda.methods import DataInfo, pixelda, restore
 
@@ -353,3 +354,11 @@ def test_a_folder_without_checkpoints_is_a_one_line_error(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no checkpoint at" in err[0] and "ckpt.pt" in err[0]
+
+
+def test_export_zoom_factors_follow_the_share():
+    u = torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0])  # (u + 1) / 2 = 0, 0.25, 0.5, 0.75, 1
+    torch.testing.assert_close(zoom_factors(u, 2.0, 1.0), torch.tensor([1, 1.25, 1.5, 1.75, 2]))
+    # Share 0.5: the lower half unzoomed, the upper half spread over U(1, 2).
+    torch.testing.assert_close(zoom_factors(u, 2.0, 0.5), torch.tensor([1, 1, 1, 1.5, 2]))
+    assert torch.equal(zoom_factors(u, 2.0, 0.0), torch.ones(5))
