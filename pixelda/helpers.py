@@ -112,14 +112,24 @@ def task_network_for(cfg, info) -> nn.Module:
     )
 
 
-def zoom_in(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """Each image of x (B, C, H, W) zoomed in about its centre by its factor (B,) >= 1, bilinear;
-    zooming in only, so every output pixel samples inside the image."""
-    scale = (1 / factors.float()).to(x.device)
+def zoom_in(
+    x: torch.Tensor,
+    factors: torch.Tensor,
+    shifts: torch.Tensor | None = None,
+    *,
+    padding: str = "zeros",
+) -> torch.Tensor:
+    """Each image of x (B, C, H, W) zoomed about its centre by its factor (B,) and moved by its
+    shift (B, 2), in units of half the image (x, y), bilinear. With factors >= 1 and no shift
+    every output pixel samples inside the image; otherwise `padding` (grid_sample's
+    padding_mode: "zeros" or "border") fills what comes from outside."""
     theta = torch.zeros(x.size(0), 2, 3, device=x.device)
-    theta[:, 0, 0] = theta[:, 1, 1] = scale
+    theta[:, 0, 0] = theta[:, 1, 1] = (1 / factors.float()).to(x.device)
+    if shifts is not None:
+        theta[:, :, 2] = shifts.to(x.device)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x.float(), grid, align_corners=False).to(x.dtype)
+    out = F.grid_sample(x.float(), grid, padding_mode=padding, align_corners=False)
+    return out.to(x.dtype)
 
 
 def uniform_noise(shape, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:

@@ -80,3 +80,35 @@ requires_shared = pytest.mark.skipif(
     not (SHARED_DATA / "mnist" / "train-images-idx3-ubyte.gz").is_file(),
     reason=f"real data not found under {SHARED_DATA}",
 )
+
+
+def tiny_pixelda(channels: int = 1, **overrides):
+    """(cfg, models, optimizers, batch): a narrow PixelDA on 16x16 images with 10 classes and a
+    batch of 4 random source (labels 0..3) and target images; seeded, `overrides` on top of
+    the default config. For tests that run one D-step or G-step by hand."""
+    from pixelda.batches import Batch
+    from pixelda.config import resolve
+    from pixelda.methods import DataInfo, pixelda
+
+    torch.manual_seed(0)
+    cfg = resolve({"g_width": 8, "g_blocks": 1, "d_width": 8, **overrides})
+    classes = [str(i) for i in range(10)]
+    info = DataInfo(channels=channels, image_size=16, num_outputs=10, classes=classes)
+    m = pixelda.build(cfg, info)
+    opts = pixelda.optimizers(m, cfg)
+    batch = Batch(
+        x_src=torch.rand(4, channels, 16, 16) * 2 - 1,
+        y_src=torch.tensor([0, 1, 2, 3]),
+        mask_src=None,
+        x_tgt=torch.rand(4, channels, 16, 16) * 2 - 1,
+    )
+    return cfg, m, opts, batch
+
+
+def state_of(module) -> dict:
+    """A copy of module's state_dict, to compare with a later one (same_state)."""
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def same_state(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a)

@@ -7,10 +7,13 @@ import pytest
 import torch
 
 from pixelda import losses
-from pixelda.batches import Batch
 from pixelda.config import resolve
 from pixelda.helpers import uniform_noise
 from pixelda.methods import DataInfo, pixelda
+
+from .conftest import same_state as _same
+from .conftest import state_of as _state
+from .conftest import tiny_pixelda
 
 
 def test_semantic_consistency_matches_hand_computed_value():
@@ -30,34 +33,8 @@ def test_semantic_consistency_sends_no_gradient_to_the_source_logits():
     assert fake_logits.grad is not None
 
 
-def _state(module):
-    return {k: v.clone() for k, v in module.state_dict().items()}
-
-
-def _same(a, b):
-    return all(torch.equal(a[k], b[k]) for k in a)
-
-
 def _setup(judge: str):
-    torch.manual_seed(0)
-    cfg = resolve(
-        {
-            "g_width": 8,
-            "g_blocks": 1,
-            "d_width": 8,
-            "consistency_weight": 1.0,
-            "consistency_judge": judge,
-        }
-    )
-    info = DataInfo(channels=1, image_size=16, num_outputs=10, classes=[str(i) for i in range(10)])
-    m = pixelda.build(cfg, info)
-    batch = Batch(
-        x_src=torch.rand(4, 1, 16, 16) * 2 - 1,
-        y_src=torch.tensor([0, 1, 2, 3]),
-        mask_src=None,
-        x_tgt=torch.rand(4, 1, 16, 16) * 2 - 1,
-    )
-    return cfg, m, pixelda.optimizers(m, cfg), batch
+    return tiny_pixelda(consistency_weight=1.0, consistency_judge=judge)
 
 
 @pytest.mark.parametrize("judge", ["source", "recoloured", "task"])

@@ -3,34 +3,17 @@
 import pytest
 import torch
 
-from pixelda.batches import Batch
-from pixelda.config import resolve
 from pixelda.helpers import uniform_noise
-from pixelda.methods import DataInfo, pixelda
+from pixelda.methods import pixelda
 
-
-def _state(module):
-    return {k: v.clone() for k, v in module.state_dict().items()}
-
-
-def _same(a, b):
-    return all(torch.equal(a[k], b[k]) for k in a)
+from .conftest import same_state as _same
+from .conftest import state_of as _state
+from .conftest import tiny_pixelda
 
 
 @pytest.fixture
 def setup():
-    torch.manual_seed(0)
-    cfg = resolve({"g_width": 8, "g_blocks": 1, "d_width": 8, "content_weight": 1.0})
-    info = DataInfo(channels=3, image_size=16, num_outputs=10, classes=[str(i) for i in range(10)])
-    m = pixelda.build(cfg, info)
-    opts = pixelda.optimizers(m, cfg)
-    batch = Batch(
-        x_src=torch.rand(4, 3, 16, 16) * 2 - 1,
-        y_src=torch.tensor([0, 1, 2, 3]),
-        mask_src=None,
-        x_tgt=torch.rand(4, 3, 16, 16) * 2 - 1,
-    )
-    return cfg, m, opts, batch
+    return tiny_pixelda(channels=3, content_weight=1.0)
 
 
 def test_d_step_leaves_generator_untouched(setup):

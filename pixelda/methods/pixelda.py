@@ -138,15 +138,9 @@ def random_shift_scale(x: torch.Tensor) -> torch.Tensor:
     """Each image of x (B, C, H, W) scaled by U(0.9, 1.1) and shifted by up to a tenth of its
     size each way, bilinear, with the border pixels repeated outside the image."""
     b = x.size(0)
-    theta = torch.zeros(b, 2, 3, device=x.device)
     scale = 0.9 + 0.2 * torch.rand(b, device=x.device)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1 / scale
-    theta[:, :, 2] = (torch.rand(b, 2, device=x.device) * 2 - 1) * 0.2
-    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
-    out = torch.nn.functional.grid_sample(
-        x.float(), grid, padding_mode="border", align_corners=False
-    )
-    return out.to(x.dtype)
+    shifts = (torch.rand(b, 2, device=x.device) * 2 - 1) * 0.2
+    return zoom_in(x, scale, shifts, padding="border")
 
 
 def self_training(teacher: nn.Module, x_tgt: torch.Tensor, student_logits, cfg) -> torch.Tensor:
