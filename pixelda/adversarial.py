@@ -178,18 +178,26 @@ def selection(metrics: dict, select_by: str = "") -> tuple[str, float, bool] | N
     return None
 
 
-def warn_label_keeping(state: LoopState, metrics: dict, history: list) -> None:
-    """One console line when G stops keeping labels (validators.keeping_flag: T's agreement
-    between source and adapted images low, or fallen from the run's best; rank 0 only)."""
+def warn_if_broken(run: Run, state: LoopState, metrics: dict) -> None:
+    """A console line when G stops keeping labels (validators.keeping_flag: T's agreement
+    between source and adapted images low, or fallen from the run's best), and one when T
+    stops predicting a class on the target (validators.rare_class_flag); rank 0 only."""
+    flags = []
     value = metrics.get("validator_label_keeping")
-    if value is None:
-        return
-    history.append(value)
-    flag = validators.keeping_flag(value, max(history))
-    if flag and distributed.is_main():
+    if value is not None:
+        run.label_keeping.append(value)
+        flag = validators.keeping_flag(value, max(run.label_keeping))
+        flags += [f"{flag}: the generator may be changing the source's class"] if flag else []
+    if "target_rarest_share" in metrics:
+        classes = run.info.get("classes")
+        flag = validators.rare_class_flag(
+            metrics["target_rarest_class"], metrics["target_rarest_share"], classes
+        )
+        flags += [f"{flag}: the classifier may have lost that class"] if flag else []
+    for flag in flags if distributed.is_main() else []:
         tqdm.write(
-            f"warning: step {state.step}: {flag}: the generator may be changing the source's "
-            f"class (python -m pixelda.select RUN shows every evaluation)"
+            f"warning: step {state.step}: {flag} (python -m pixelda.select RUN shows every "
+            f"evaluation)"
         )
 
 
@@ -216,7 +224,7 @@ def evaluate(run: Run, state: LoopState) -> dict:
     metrics.update(validators.compute(run.models, run.cfg.method, run.validation))
     state.last_eval = metrics
     keep_best(run, state, metrics)
-    warn_label_keeping(state, metrics, run.label_keeping)
+    warn_if_broken(run, state, metrics)
     log_record(
         run,
         {

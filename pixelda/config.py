@@ -240,8 +240,14 @@ class TrainConfig:
     )
     target_balance: float = option(
         0.0,
-        "self-training: weight of a class-balance term, log K minus the entropy of T's mean "
-        "prediction over the batch's target images (0: off)",
+        "self-training: weight of a class-balance term on T's mean prediction over the batch's "
+        "target images (0: off)",
+    )
+    target_balance_floor: float = option(
+        1.0,
+        "self-training: the class balance penalizes each class whose mean predicted share over "
+        "the batch falls below this fraction of the even share 1/K (1: pushes towards an even "
+        "spread; 0.5: a class may fall to half its even share unpenalized)",
     )
     teacher_decay: float = option(
         0.99, "self-training: decay of the teacher's moving average of T's weights, per step"
@@ -324,7 +330,7 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--max-minutes: expected >= 0 (0: no limit), got {cfg.max_minutes}")
     if cfg.latent_dim < 0 or cfg.g_blocks < 0 or cfg.threads < 0:
         raise UserError("--latent-dim, --g-blocks and --threads must be >= 0")
-    _validate_beyond_paper(cfg)
+    sanity.check_beyond_paper(cfg)
     if not 0.0 <= cfg.d_dropout < 1.0:
         raise UserError(f"--d-dropout: expected a probability in [0, 1), got {cfg.d_dropout}")
     _validate_select_by(cfg)
@@ -363,23 +369,6 @@ def _validate_choices(cfg: TrainConfig) -> None:
         raise UserError(f"--optimizer sgd: for source-only, target-only and dann, not {cfg.method}")
     if not 0.0 <= cfg.momentum < 1.0:
         raise UserError(f"--momentum: expected a number in [0, 1), got {cfg.momentum}")
-
-
-def _validate_beyond_paper(cfg: TrainConfig) -> None:
-    """The ranges of the flags beyond the papers."""
-    for name in ("consistency_weight", "target_weight", "target_balance"):
-        if getattr(cfg, name) < 0:
-            raise UserError(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(cfg, name)}")
-    for name in ("ema_decay", "teacher_decay", "target_threshold"):
-        if not 0.0 <= getattr(cfg, name) < 1.0:
-            value = getattr(cfg, name)
-            raise UserError(f"--{name.replace('_', '-')}: expected a number in [0, 1), got {value}")
-    if not 1.0 <= cfg.adapted_zoom <= 4.0:
-        raise UserError(f"--adapted-zoom: expected a factor in [1, 4], got {cfg.adapted_zoom}")
-    if not 0.0 <= cfg.adapted_zoom_share <= 1.0:
-        raise UserError(
-            f"--adapted-zoom-share: expected a fraction in [0, 1], got {cfg.adapted_zoom_share}"
-        )
 
 
 def _validate_numbers(cfg: TrainConfig) -> None:

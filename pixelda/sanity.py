@@ -1,6 +1,7 @@
 """Cheap checks of a training config's values that config.validate leaves to this module: signs,
-the --mask-from-background colour, and a lower bound on the memory a step needs, so an absurd
---batch-size, --latent-dim or width is refused before anything is allocated or written."""
+the --mask-from-background colour, the ranges of the flags beyond the papers, and a lower bound
+on the memory a step needs, so an absurd --batch-size, --latent-dim or width is refused before
+anything is allocated or written."""
 
 import math
 import os
@@ -44,6 +45,26 @@ def check(cfg) -> None:
     if cfg.threads > 4 * (os.cpu_count() or 1):
         raise UserError(f"--threads: {cfg.threads} is more than 4x this machine's CPUs")
     check_memory(cfg)
+
+
+def check_beyond_paper(cfg) -> None:
+    """The ranges of the flags beyond the papers."""
+    for name in ("consistency_weight", "target_weight", "target_balance"):
+        if getattr(cfg, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(cfg, name)}")
+    for name in ("ema_decay", "teacher_decay", "target_threshold"):
+        if not 0.0 <= getattr(cfg, name) < 1.0:
+            value = getattr(cfg, name)
+            raise UserError(f"--{name.replace('_', '-')}: expected a number in [0, 1), got {value}")
+    if not 0.0 < cfg.target_balance_floor <= 1.0:
+        value = cfg.target_balance_floor
+        raise UserError(f"--target-balance-floor: expected a fraction in (0, 1], got {value}")
+    if not 1.0 <= cfg.adapted_zoom <= 4.0:
+        raise UserError(f"--adapted-zoom: expected a factor in [1, 4], got {cfg.adapted_zoom}")
+    if not 0.0 <= cfg.adapted_zoom_share <= 1.0:
+        raise UserError(
+            f"--adapted-zoom-share: expected a fraction in [0, 1], got {cfg.adapted_zoom_share}"
+        )
 
 
 def least_bytes(cfg) -> dict[str, int]:

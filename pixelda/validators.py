@@ -3,6 +3,7 @@ source images only, for choosing a run or a checkpoint when the target has no la
 
 Pure functions on tensors and models (no files). `compute` is what the loop logs at every
 evaluation, as `validator_<name>`; HIGHER_IS_BETTER and `better` say which way each one points.
+keeping_flag and rare_class_flag say when a run's generator or classifier looks broken.
 """
 
 from dataclasses import dataclass
@@ -47,6 +48,29 @@ def keeping_flag(value: float, best: float) -> str:
     if value < best - KEEPING_DROP:
         return f"label keeping fell to {value:.2f} from {best:.2f}"
     return ""
+
+
+# A class that T gives to under a quarter of its even share (1/K) of the unlabeled target images
+# is flagged: self-training that stopped predicting a class only confirms that (USPS 9s, read as
+# 4s and 7s). A warning only: a target may lack a class.
+RARE_SHARE = 0.25
+
+
+def rarest_class(logits: torch.Tensor) -> tuple[int, float]:
+    """(the class T predicts least often over logits (N, K), K times the share of the images
+    it is predicted for): share 1 when every class is predicted equally often, 0 when that
+    class is never predicted."""
+    counts = torch.bincount(logits.argmax(1), minlength=logits.size(1))
+    k = int(counts.argmin())
+    return k, counts[k].item() * logits.size(1) / len(logits)
+
+
+def rare_class_flag(k: int, share: float, classes=None) -> str:
+    """ "" or why class k's share (rarest_class) is flagged; `classes`: names, or None."""
+    if share >= RARE_SHARE:
+        return ""
+    name = classes[k] if classes and k < len(classes) else str(k)
+    return f"class {name} is predicted for {share:.2f} of its even share of the target images"
 
 
 def better(name: str, a: float, b: float) -> bool:
@@ -236,11 +260,13 @@ def compute(models: nn.ModuleDict, method_name: str, data: ValidationData | None
     Methods with a task classifier get dev (and, for class labels, entropy, im, snd); PixelDA
     also gets kid and label_keeping for its generator, on the first half of the held-out
     source images (G is the slow part). kid compares those images, adapted, with the target
-    subset in the features of the run's own classifier, which never saw a real target image:
-    it measures the shift that classifier is left with (features scaled by the target
-    features' root mean square, so checkpoints compare). Nothing for the cgan (no classifier;
-    its judge scores it). Models run in eval mode under inference_mode, their train/eval modes
-    restored after; the run's random state is left untouched."""
+    subset in the features of the run's own classifier, which without self-training never saw
+    a real target image: it measures the shift that classifier is left with (features scaled
+    by the target features' root mean square, so checkpoints compare). Nothing for the cgan
+    (no classifier; its judge scores it). Classification runs also get target_rarest_class
+    and target_rarest_share (rarest_class on the target subset): a diagnostic, not a
+    validator. Models run in eval mode under inference_mode, their train/eval modes restored
+    after; the run's random state is left untouched."""
     if data is None or "classifier" not in models:
         return {}
     classifier = predictor(models)
@@ -267,9 +293,14 @@ def compute(models: nn.ModuleDict, method_name: str, data: ValidationData | None
             out["kid"] = kid(fake_f / scale, tgt_f / scale)
             if not regression:
                 out["label_keeping"] = label_keeping(src_logits[: len(x_src)], fake_logits)
-    if not regression:
-        out["im_kept"] = im_kept(out["im"], out.get("label_keeping"))
-    return {f"validator_{k}": v for k, v in out.items()}
+    if regression:
+        return {f"validator_{k}": v for k, v in out.items()}
+    out["im_kept"] = im_kept(out["im"], out.get("label_keeping"))
+    rare, share = rarest_class(tgt_logits)
+    return {f"validator_{k}": v for k, v in out.items()} | {
+        "target_rarest_class": rare,
+        "target_rarest_share": share,
+    }
 
 
 def im_kept(im_value: float, keeping: float | None) -> float:

@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from pixelda.batches import Batch
 from pixelda.config import resolve
 from pixelda.errors import UserError
 from pixelda.methods import DataInfo, pixelda
+
+from .conftest import tiny_pixelda
 
 
 class FixedLogits(nn.Module):
@@ -43,19 +44,36 @@ def test_self_training_loss_matches_hand_computed_value():
     assert loss.item() == pytest.approx(2 * pixelda.class_balance(student).item())
 
 
-def test_class_balance_is_zero_when_even_and_log_k_when_one_class():
-    # Two images, one sure of class 0, one of class 1: the mean is (1/2, 1/2), entropy log 2.
-    assert pixelda.class_balance(torch.tensor([[50.0, -50.0], [-50.0, 50.0]])).item() == (
-        pytest.approx(0.0, abs=1e-6)
-    )
-    # Both sure of class 0: the mean is (1, 0), entropy 0, so the term is log 2.
-    assert pixelda.class_balance(torch.tensor([[50.0, -50.0], [50.0, -50.0]])).item() == (
-        pytest.approx(math.log(2))
-    )
-    # By hand: mean (0.75, 0.25) -> log 2 + 0.75 log 0.75 + 0.25 log 0.25.
+def test_class_balance_is_zero_when_even_and_most_when_one_class():
+    # Two images, one sure of class 0, one of class 1: the mean is (1/2, 1/2), no shortfall.
+    even = torch.tensor([[50.0, -50.0], [-50.0, 50.0]])
+    assert pixelda.class_balance(even).item() == pytest.approx(0.0, abs=1e-6)
+    # Both sure of class 0: the mean is (1, 0); class 1 falls 1/2 short: (K - 1) / K.
+    one = torch.tensor([[50.0, -50.0], [50.0, -50.0]])
+    assert pixelda.class_balance(one).item() == pytest.approx(0.5)
+    # By hand: mean (0.75, 0.25); class 1 is 0.25 short of 1/2.
     logits = torch.tensor([[0.0, -1e9], [0.0, 0.0]])
-    expected = math.log(2) + 0.75 * math.log(0.75) + 0.25 * math.log(0.25)
-    assert pixelda.class_balance(logits).item() == pytest.approx(expected)
+    assert pixelda.class_balance(logits).item() == pytest.approx(0.25)
+
+
+def test_class_balance_floor_leaves_uneven_classes_alone_and_catches_a_lost_one():
+    # Three classes, mean (0.5, 0.3, 0.2): uneven, but none below half of 1/3.
+    probs = torch.tensor([[0.5, 0.3, 0.2]])
+    assert pixelda.class_balance(probs.log(), 0.5).item() == pytest.approx(0.0, abs=1e-6)
+    # ... while floor 1 still pushes classes 1 and 2 up: (1/3 - 0.3) + (1/3 - 0.2).
+    expected = (1 / 3 - 0.3) + (1 / 3 - 0.2)
+    assert pixelda.class_balance(probs.log(), 1.0).item() == pytest.approx(expected)
+    # Mean (0.6, 0.35, 0.05): class 2 is 1/6 - 0.05 short of half its even share; / 0.5.
+    lost = torch.tensor([[0.6, 0.35, 0.05]])
+    expected = (1 / 6 - 0.05) / 0.5
+    assert pixelda.class_balance(lost.log(), 0.5).item() == pytest.approx(expected)
+
+
+def test_class_balance_gradient_raises_only_the_short_class():
+    logits = torch.tensor([[0.6, 0.35, 0.05]]).log().requires_grad_()
+    pixelda.class_balance(logits, 0.5).backward()
+    # Descending the loss raises the short class's logit and lowers the others'.
+    assert logits.grad[0, 2] < 0 and (logits.grad[0, :2] > 0).all()
 
 
 def test_random_shift_scale_keeps_the_shape_and_a_constant_image():
@@ -68,22 +86,8 @@ def test_random_shift_scale_keeps_the_shape_and_a_constant_image():
     assert not torch.allclose(pixelda.random_shift_scale(z), z)
 
 
-def _setup(**overrides):
-    torch.manual_seed(0)
-    cfg = resolve({"g_width": 8, "g_blocks": 1, "d_width": 8, **overrides})
-    info = DataInfo(channels=1, image_size=16, num_outputs=10, classes=[str(i) for i in range(10)])
-    m = pixelda.build(cfg, info)
-    batch = Batch(
-        x_src=torch.rand(4, 1, 16, 16) * 2 - 1,
-        y_src=torch.tensor([0, 1, 2, 3]),
-        mask_src=None,
-        x_tgt=torch.rand(4, 1, 16, 16) * 2 - 1,
-    )
-    return cfg, m, pixelda.optimizers(m, cfg), batch
-
-
 def test_d_step_moves_the_teacher_by_the_moving_average():
-    cfg, m, opts, batch = _setup(target_weight=1.0, teacher_decay=0.9)
+    cfg, m, opts, batch = tiny_pixelda(target_weight=1.0, teacher_decay=0.9)
     teacher = m[pixelda.TEACHER]
     assert all(not p.requires_grad for p in teacher.parameters())
     start = [p.detach().clone() for p in m["classifier"].parameters()]
@@ -106,7 +110,7 @@ def test_target_images_reach_the_classifier_only_with_self_training():
     for weight, depends in ((1.0, True), (0.0, False)):
         results = []
         for fill in (0.0, 1.0):
-            cfg, m, opts, batch = _setup(target_weight=weight, target_threshold=0.0)
+            cfg, m, opts, batch = tiny_pixelda(target_weight=weight, target_threshold=0.0)
             batch = dataclasses.replace(batch, x_tgt=torch.full_like(batch.x_tgt, fill))
             torch.manual_seed(1)
             pixelda.d_step(m, opts, batch, torch.zeros(4, 1, 16, 16), cfg)
@@ -137,6 +141,8 @@ def test_regression_runs_get_no_teacher():
         ("target_threshold", 1.0),
         ("teacher_decay", 1.0),
         ("target_balance", -1.0),
+        ("target_balance_floor", 0.0),
+        ("target_balance_floor", 1.5),
     ],
 )
 def test_bad_self_training_flags_name_the_flag(flag, value):

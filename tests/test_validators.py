@@ -235,7 +235,8 @@ def test_compute_runs_in_eval_and_inference_mode_and_restores_modes(method, regr
     out = validators.compute(
         models, method, validators.build_data(_run_data(regression=regression))
     )
-    assert set(out) == {f"validator_{k}" for k in EXPECTED[method, regression]}
+    rare = set() if regression else {"target_rarest_class", "target_rarest_share"}
+    assert set(out) == {f"validator_{k}" for k in EXPECTED[method, regression]} | rare
     assert all(math.isfinite(v) for v in out.values())
     assert seen and all(not train and inference for train, inference in seen)
     assert all(m.training == training for m in models.modules())
@@ -254,7 +255,9 @@ def test_compute_with_a_resnet_backbone():
     models = METHODS["dann"].build(cfg, DataInfo(3, 32, 3, ["a", "b", "c"])).train()
     data = validators.build_data(_run_data(size=32), size=10)
     out = validators.compute(models, "dann", data)
-    assert set(out) == {f"validator_{k}" for k in ("dev", "entropy", "im", "snd", "im_kept")}
+    names = ("dev", "entropy", "im", "snd", "im_kept")
+    rare = {"target_rarest_class", "target_rarest_share"}
+    assert set(out) == {f"validator_{k}" for k in names} | rare
     assert all(math.isfinite(v) for v in out.values())
     assert all(m.training for m in models.modules())
 
@@ -303,3 +306,43 @@ def test_without_labeled_validation_best_pt_follows_select_by(tmp_path):
         "value": best["validator_entropy"],
     }
     assert checkpoint.load(out / "best.pt")["step"] == best["step"]
+
+
+def test_rarest_class_by_hand():
+    # 8 images over 4 classes: class 3 twice, 0 three times, 1 three times, 2 never.
+    logits = torch.nn.functional.one_hot(torch.tensor([3, 0, 0, 1, 1, 0, 1, 3]), 4).float()
+    assert validators.rarest_class(logits) == (2, 0.0)
+    # Class 3 is rarest when class 2 is not missing: 1 of 8 images, K = 4 -> 0.5.
+    logits = torch.nn.functional.one_hot(torch.tensor([3, 0, 0, 1, 1, 2, 2, 2]), 4).float()
+    assert validators.rarest_class(logits) == (3, 0.5)
+
+
+def test_rare_class_flag_names_the_class_below_a_quarter_of_its_even_share():
+    assert validators.rare_class_flag(2, validators.RARE_SHARE) == ""
+    assert "class 2 " in validators.rare_class_flag(2, 0.1)
+    assert "class nine " in validators.rare_class_flag(1, 0.0, ["eight", "nine"])
+
+
+def test_the_loop_warns_when_labels_or_a_class_are_lost(capsys):
+    from types import SimpleNamespace
+
+    from pixelda import adversarial
+
+    run = SimpleNamespace(label_keeping=[], info={"classes": ["zero", "one"]})
+    state = adversarial.LoopState(step=7)
+    healthy = {
+        "validator_label_keeping": 0.97,
+        "target_rarest_class": 1,
+        "target_rarest_share": 0.8,
+    }
+    adversarial.warn_if_broken(run, state, healthy)
+    assert capsys.readouterr().out == ""
+    broken = {
+        "validator_label_keeping": 0.5,
+        "target_rarest_class": 1,
+        "target_rarest_share": 0.1,
+    }
+    adversarial.warn_if_broken(run, state, broken)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("warning: step 7: ") for line in lines)
+    assert "label keeping 0.50" in lines[0] and "class one " in lines[1]

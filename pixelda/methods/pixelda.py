@@ -2,7 +2,6 @@
 from real target images, T learns the labels from source and adapted images."""
 
 import itertools
-import math
 
 import torch
 from torch import nn
@@ -155,16 +154,19 @@ def self_training(teacher: nn.Module, x_tgt: torch.Tensor, student_logits, cfg) 
     pseudo = (per_image * (confidence > cfg.target_threshold)).mean()
     if cfg.target_balance == 0:
         return pseudo
-    return pseudo + cfg.target_balance * class_balance(student_logits)
+    return pseudo + cfg.target_balance * class_balance(student_logits, cfg.target_balance_floor)
 
 
-def class_balance(logits: torch.Tensor) -> torch.Tensor:
-    """log K minus the entropy of the batch's mean predicted distribution (B, K) -> (): 0 when
-    the batch's predictions spread evenly over the K classes, log K when all are one class.
-    Keeps self-training from never predicting a class (French et al. 2018's class balance;
-    SHOT's diversity term)."""
+def class_balance(logits: torch.Tensor, floor: float = 1.0) -> torch.Tensor:
+    """How far the batch's mean predicted distribution over K classes (logits (B, K) -> ())
+    falls short of floor / K on each class, summed and divided by floor: 0 when every class
+    gets at least that share, (K - 1) / K when all are one class. floor 1 pushes towards an
+    even spread; a smaller floor leaves a target whose classes are not equally frequent (USPS
+    has twice as many 0s as 9s) alone and only keeps self-training from dropping a class
+    (French et al. 2018's class balance, SHOT's diversity term, as a hinge)."""
     mean = logits.float().softmax(1).mean(0)
-    return math.log(logits.size(1)) + (mean * mean.clamp(min=1e-12).log()).sum()
+    shortfall = (floor / logits.size(1) - mean).clamp(min=0)
+    return shortfall.sum() / floor
 
 
 def random_colours(x: torch.Tensor) -> torch.Tensor:
