@@ -38,10 +38,13 @@ def test_self_training_loss_matches_hand_computed_value():
     # No confident image: no loss.
     cfg = resolve({"target_threshold": 0.999, "target_balance": 0.0})
     assert pixelda.self_training(teacher, torch.zeros(2, 1, 4, 4), student, cfg).item() == 0
-    # With the class balance: its weight times class_balance of the student's logits.
-    cfg = resolve({"target_threshold": 0.999, "target_balance": 2.0})
-    loss = pixelda.self_training(teacher, torch.zeros(2, 1, 4, 4), student, cfg)
-    assert loss.item() == pytest.approx(2 * pixelda.class_balance(student).item())
+    # With the class balance: its weight times the shortfall of class 0, whose mean predicted
+    # share is (sigmoid(1) + sigmoid(-3)) / 2 ~ 0.39, below 1/2 (floor 1) but not 1/4 (floor 0.5).
+    share = (1 / (1 + math.exp(-1)) + 1 / (1 + math.exp(3))) / 2
+    for floor, expected in ((1.0, 2 * (0.5 - share)), (0.5, 0.0)):
+        flags = {"target_threshold": 0.999, "target_balance": 2.0, "target_balance_floor": floor}
+        loss = pixelda.self_training(teacher, torch.zeros(2, 1, 4, 4), student, resolve(flags))
+        assert loss.item() == pytest.approx(expected, abs=1e-6)
 
 
 def test_class_balance_is_zero_when_even_and_most_when_one_class():
