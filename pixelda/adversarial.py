@@ -100,6 +100,7 @@ class Run:
     # The fixed images of the label-free validators (validators.build_data); None: none logged.
     validation: validators.ValidationData | None = None
     label_keeping: list = field(default_factory=list)  # validator_label_keeping so far
+    rare_class_before: bool = False  # did the last evaluation flag a rare target class?
 
 
 def log_record(run: Run, record: dict) -> None:
@@ -181,7 +182,9 @@ def selection(metrics: dict, select_by: str = "") -> tuple[str, float, bool] | N
 def warn_if_broken(run: Run, state: LoopState, metrics: dict) -> None:
     """A console line when G stops keeping labels (validators.keeping_flag: T's agreement
     between source and adapted images low, or fallen from the run's best), and one when T
-    stops predicting a class on the target (validators.rare_class_flag); rank 0 only."""
+    stops predicting a class on the target (validators.rare_class_flag at this evaluation and
+    the one before: a run's first evaluation often reads a hard class too rarely); rank 0
+    only."""
     flags = []
     value = metrics.get("validator_label_keeping")
     if value is not None:
@@ -193,7 +196,9 @@ def warn_if_broken(run: Run, state: LoopState, metrics: dict) -> None:
         flag = validators.rare_class_flag(
             metrics["target_rarest_class"], metrics["target_rarest_share"], classes
         )
-        flags += [f"{flag}: the classifier may have lost that class"] if flag else []
+        if flag and run.rare_class_before:
+            flags.append(f"{flag}: the classifier may have lost that class")
+        run.rare_class_before = bool(flag)
     for flag in flags if distributed.is_main() else []:
         tqdm.write(
             f"warning: step {state.step}: {flag} (python -m pixelda.select RUN shows every "

@@ -328,7 +328,9 @@ def test_the_loop_warns_when_labels_or_a_class_are_lost(capsys):
 
     from pixelda import adversarial
 
-    run = SimpleNamespace(label_keeping=[], info={"classes": ["zero", "one"]})
+    run = SimpleNamespace(
+        label_keeping=[], rare_class_before=False, info={"classes": ["zero", "one"]}
+    )
     state = adversarial.LoopState(step=7)
     healthy = {
         "validator_label_keeping": 0.97,
@@ -343,6 +345,13 @@ def test_the_loop_warns_when_labels_or_a_class_are_lost(capsys):
         "target_rarest_share": 0.1,
     }
     adversarial.warn_if_broken(run, state, broken)
+    # A rare class is flagged from its second evaluation in a row on.
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and "label keeping 0.50" in lines[0]
+    adversarial.warn_if_broken(run, state, broken)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all(line.startswith("warning: step 7: ") for line in lines)
     assert "label keeping 0.50" in lines[0] and "class one " in lines[1]
+    adversarial.warn_if_broken(run, state, healthy)
+    adversarial.warn_if_broken(run, state, {**healthy, "target_rarest_share": 0.1})
+    assert "class one" not in capsys.readouterr().out
