@@ -44,9 +44,9 @@ KEEPING_DROP = 0.05  # ... and so is a fall of more than 5 points from the run's
 def keeping_flag(value: float, best: float) -> str:
     """ "" or why a label_keeping `value` is flagged, given the best the run had reached."""
     if value < KEEPING_FLOOR:
-        return f"label keeping {value:.2f} < {KEEPING_FLOOR}"
+        return f"label keeping {value:.3f} < {KEEPING_FLOOR}"
     if value < best - KEEPING_DROP:
-        return f"label keeping fell to {value:.2f} from {best:.2f}"
+        return f"label keeping fell to {value:.3f} from {best:.3f}"
     return ""
 
 
