@@ -190,7 +190,8 @@ def warn_if_broken(run: Run, state: LoopState, metrics: dict) -> None:
     if value is not None:
         run.label_keeping.append(value)
         flag = validators.keeping_flag(value, max(run.label_keeping))
-        flags += [f"{flag}: the generator may be changing the source's class"] if flag else []
+        if flag:
+            flags.append(f"{flag}: the generator may be changing the source's class")
     if "target_rarest_share" in metrics:
         classes = run.info.get("classes")
         flag = validators.rare_class_flag(
@@ -199,7 +200,9 @@ def warn_if_broken(run: Run, state: LoopState, metrics: dict) -> None:
         if flag and run.rare_class_before:
             flags.append(f"{flag}: the classifier may have lost that class")
         run.rare_class_before = bool(flag)
-    for flag in flags if distributed.is_main() else []:
+    if not distributed.is_main():
+        return
+    for flag in flags:
         tqdm.write(
             f"warning: step {state.step}: {flag} (python -m pixelda.select RUN shows every "
             f"evaluation)"

@@ -11,9 +11,7 @@ from pixelda.config import resolve
 from pixelda.helpers import uniform_noise
 from pixelda.methods import DataInfo, pixelda
 
-from .conftest import same_state as _same
-from .conftest import state_of as _state
-from .conftest import tiny_pixelda
+from .conftest import same_state, state_of, tiny_pixelda
 
 
 def test_semantic_consistency_matches_hand_computed_value():
@@ -43,11 +41,11 @@ def test_g_step_with_consistency_moves_only_the_generator(judge):
     assert (pixelda.SOURCE_JUDGE in m) == (judge != "task")
     others = [name for name in m if name != "generator"]
     x_fake = m["generator"](batch.x_src, uniform_noise((4, cfg.latent_dim)))
-    before = {name: _state(m[name]) for name in m}
+    before = {name: state_of(m[name]) for name in m}
     out = pixelda.g_step(m, opts, batch, x_fake, cfg)
     assert out["consistency_loss"] > 0
-    assert all(_same(before[name], _state(m[name])) for name in others)
-    assert not _same(before["generator"], _state(m["generator"]))
+    assert all(same_state(before[name], state_of(m[name])) for name in others)
+    assert not same_state(before["generator"], state_of(m["generator"]))
     # frozen() gave every trained model its gradients back (the teacher never has any)
     trained = [m[name] for name in m if name != pixelda.TEACHER]
     assert all(p.requires_grad for net in trained for p in net.parameters())
@@ -56,14 +54,14 @@ def test_g_step_with_consistency_moves_only_the_generator(judge):
 @pytest.mark.parametrize("judge", ["source", "recoloured"])
 def test_source_judge_learns_from_source_images_only_in_the_d_step(judge):
     cfg, m, opts, batch = _setup(judge)
-    start = _state(m[pixelda.SOURCE_JUDGE])
+    start = state_of(m[pixelda.SOURCE_JUDGE])
     pixelda.d_step(m, opts, batch, torch.ones(4, 1, 16, 16), cfg)
-    moved = _state(m[pixelda.SOURCE_JUDGE])
-    assert not _same(start, moved)
+    moved = state_of(m[pixelda.SOURCE_JUDGE])
+    assert not same_state(start, moved)
     # Same batch and starting weights, other adapted images: the judge moves the same way.
     cfg, m, opts, batch = _setup(judge)
     pixelda.d_step(m, opts, batch, torch.zeros(4, 1, 16, 16), cfg)
-    assert _same(moved, _state(m[pixelda.SOURCE_JUDGE]))
+    assert same_state(moved, state_of(m[pixelda.SOURCE_JUDGE]))
 
 
 def test_paper_preset_builds_no_judge():
