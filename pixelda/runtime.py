@@ -36,6 +36,13 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware() -> str:
-    """The CPU and torch's thread count, e.g. "AMD EPYC 9B14, 2 torch threads"."""
-    return f"{cpu_name()}, {torch.get_num_threads()} torch threads"
+def hardware(device: torch.device | str = "cpu") -> str:
+    """The CPU and torch's thread count, e.g. "AMD EPYC 9B14, 2 torch threads", after the GPU's
+    name where a run computes on one ("NVIDIA H200; Intel Xeon, 3 torch threads")."""
+    device = torch.device(device)
+    host = f"{cpu_name()}, {torch.get_num_threads()} torch threads"
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}; {host}"
+    if device.type == "mps":
+        return f"Apple MPS; {host}"
+    return host

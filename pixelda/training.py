@@ -220,7 +220,7 @@ def summarize(run: Run, state: LoopState, device: str) -> dict:
         "best": state.best or None,
         "metrics": state.last_eval,
         "device": device,
-        "hardware": hardware(),
+        "hardware": hardware(device),
         "source": cfg.source,
         "target": None if cfg.method == "cgan" else cfg.target,
         "data_root": cfg.data_root or "embedded",

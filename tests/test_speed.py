@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from pixelda import checkpoint, cli, speed
+from pixelda import checkpoint, cli, runtime, speed
 from pixelda.config import resolve
 from pixelda.errors import UserError
 
@@ -194,3 +194,11 @@ def test_summary_says_which_precision_the_run_used(tmp_path, tiny_args):
     assert summary["amp"] == speed.amp_mode(resolve({}), "cpu")
     summary = cli.train_main([*TINY, "--steps", "1", "--amp", "none", "--out", str(tmp_path / "n")])
     assert summary["amp"] == "none"
+
+
+def test_summary_names_the_gpu_a_run_computed_on(monkeypatch):
+    # No GPU in CI: the name torch would report is stood in for.
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    cpu = runtime.hardware("cpu")
+    assert cpu.endswith(" torch threads") and "NVIDIA" not in cpu
+    assert runtime.hardware("cuda:0") == f"NVIDIA H200; {cpu}"
