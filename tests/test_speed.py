@@ -196,9 +196,11 @@ def test_summary_says_which_precision_the_run_used(tmp_path, tiny_args):
     assert summary["amp"] == "none"
 
 
-def test_summary_names_the_gpu_a_run_computed_on(monkeypatch):
-    # No GPU in CI: the name torch would report is stood in for.
+def test_hardware_names_the_gpu_a_run_computed_on(monkeypatch):
+    # No GPU in CI: the name torch would report is stood in for. summary.json's "hardware" is
+    # runtime.hardware(the run's device).
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
     cpu = runtime.hardware("cpu")
     assert cpu.endswith(" torch threads") and "NVIDIA" not in cpu
     assert runtime.hardware("cuda:0") == f"NVIDIA H200; {cpu}"
+    assert runtime.hardware("mps") == f"Apple MPS; {cpu}"
