@@ -140,6 +140,11 @@ def budget_key(minutes: float) -> str:
     return f"{minutes:g} min"
 
 
+def seed_label(seeds: list[str]) -> str:
+    """'seed 0' for one seed, 'seeds 0, 1' for several."""
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(seeds)
+
+
 def seed_curves(entry: dict) -> list[list]:
     """Ours: one curve per seed, in seed order."""
     return [entry["ours"][k] for k in sorted(entry.get("ours", {}), key=int)]
@@ -208,7 +213,7 @@ def markdown(results: dict, when: str) -> str:
         for key, e in entries:
             within = [m for m in marks if m <= e["minutes"]]
             rows = (
-                (f"pixelda, {key} (seeds {', '.join(sorted(e.get('ours', {})))})", seed_curves(e)),
+                (f"pixelda, {key} ({seed_label(sorted(e.get('ours', {})))})", seed_curves(e)),
                 (f"PyTorch-GAN script, {key}", [e["reference"]] if e.get("reference") else []),
             )
             for label, curves in rows:
