@@ -101,6 +101,9 @@ class Run:
     validation: validators.ValidationData | None = None
     label_keeping: list = field(default_factory=list)  # validator_label_keeping so far
     rare_class_before: bool = False  # did the last evaluation flag a rare target class?
+    # target_class_counts, step and --select-by score of the best label-free evaluation so far
+    class_reference: dict = field(default_factory=dict)
+    shrinking_before: bool = False  # did the last evaluation flag a shrinking target class?
 
 
 def log_record(run: Run, record: dict) -> None:
@@ -183,8 +186,9 @@ def warn_if_broken(run: Run, state: LoopState, metrics: dict) -> None:
     """A console line when G stops keeping labels (validators.keeping_flag: T's agreement
     between source and adapted images low, or fallen from the run's best), and one when T
     stops predicting a class on the target (validators.rare_class_flag at this evaluation and
-    the one before: a run's first evaluation often reads a hard class too rarely); rank 0
-    only."""
+    the one before: a run's first evaluation often reads a hard class too rarely), and one
+    when T gives a class ever fewer target images (shrinking_class, at this evaluation and the
+    one before); rank 0 only."""
     flags = []
     value = metrics.get("validator_label_keeping")
     if value is not None:
@@ -200,6 +204,10 @@ def warn_if_broken(run: Run, state: LoopState, metrics: dict) -> None:
         if flag and run.rare_class_before:
             flags.append(f"{flag}: the classifier may have lost that class")
         run.rare_class_before = bool(flag)
+    flag = shrinking_class(run, state, metrics)
+    if flag and run.shrinking_before:
+        flags.append(f"{flag}: the classifier may be drifting that class into others")
+    run.shrinking_before = bool(flag)
     if not distributed.is_main():
         return
     for flag in flags:
@@ -207,6 +215,25 @@ def warn_if_broken(run: Run, state: LoopState, metrics: dict) -> None:
             f"warning: step {state.step}: {flag} (python -m pixelda.select RUN shows every "
             f"evaluation)"
         )
+
+
+def shrinking_class(run: Run, state: LoopState, metrics: dict) -> str:
+    """validators.shrinking_class_flag of this evaluation's target class counts against those of
+    the evaluation with the best label-free --select-by score so far; "" when this one beats it
+    (and becomes the reference). Adds target_shrinking_class and _ratio to `metrics`, and takes
+    the counts out of them (the log keeps scalars)."""
+    counts = metrics.pop("target_class_counts", None)
+    name = f"validator_{run.cfg.select_by}"
+    if counts is None or metrics.get(name) is None:
+        return ""
+    ref = run.class_reference
+    if ref:
+        k, ratio = validators.shrinking_class(counts, ref["counts"])
+        metrics["target_shrinking_class"], metrics["target_shrinking_ratio"] = k, ratio
+    if not ref or validators.better(run.cfg.select_by, metrics[name], ref["value"]):
+        run.class_reference = {"counts": counts, "step": state.step, "value": metrics[name]}
+        return ""  # still improving: early on, classes come and go as T learns
+    return validators.shrinking_class_flag(k, ratio, ref["step"], run.info.get("classes"))
 
 
 def keep_best(run: Run, state: LoopState, metrics: dict) -> None:

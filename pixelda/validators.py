@@ -73,6 +73,47 @@ def rare_class_flag(k: int, share: float, classes=None) -> str:
     return f"class {name} is predicted for {share:.2f} of its even share of the target images"
 
 
+# A class whose predicted share of the target subset falls below (1 - SHRINK) of its share at the
+# reference evaluation (the run's best label-free --select-by score so far), two evaluations in a
+# row, is flagged: self-training can drift a class into its neighbours for good (MNIST -> USPS,
+# 2-hour budget: after 98.5% at 15 minutes the teacher read ever more 9s as 4s and 7s, 92 -> 71
+# images of the subset, accuracy 96.3% at 49 minutes), which no validator showed. Over the fixed
+# subset a share moves only as images change class; 20 images is the least a class needs at the
+# reference to be judged, so one or two flips of a small class are not a fall.
+SHRINK = 0.2
+SHRINK_MIN_IMAGES = 20
+
+
+def class_counts(logits: torch.Tensor) -> list[int]:
+    """How many of the images (logits (N, K)) T predicts each class for."""
+    return torch.bincount(logits.argmax(1), minlength=logits.size(1)).tolist()
+
+
+def shrinking_class(counts: list[int], reference: list[int]) -> tuple[int, float]:
+    """(the class whose count fell most, relative to `reference`, the counts of an earlier
+    evaluation on the same images, and its count / reference count), over the classes with at
+    least SHRINK_MIN_IMAGES at the reference; (-1, 1.0) when none has."""
+    ratios = [
+        (c / r, k) for k, (c, r) in enumerate(zip(counts, reference)) if r >= SHRINK_MIN_IMAGES
+    ]
+    if not ratios:
+        return -1, 1.0
+    ratio, k = min(ratios)
+    return k, ratio
+
+
+def shrinking_class_flag(k: int, ratio: float, reference_step: int, classes=None) -> str:
+    """ "" or why class k, predicted for `ratio` of the target images it got at step
+    `reference_step`, is flagged (shrinking_class)."""
+    if k < 0 or ratio >= 1 - SHRINK:
+        return ""
+    name = classes[k] if classes and k < len(classes) else str(k)
+    return (
+        f"class {name} is predicted for {ratio:.2f} of the target images it got at step "
+        f"{reference_step} (the best label-free score so far)"
+    )
+
+
 def better(name: str, a: float, b: float) -> bool:
     """Is validator `name`'s value a strictly better than b?"""
     return a > b if HIGHER_IS_BETTER[name] else a < b
@@ -264,9 +305,10 @@ def compute(models: nn.ModuleDict, method_name: str, data: ValidationData | None
     a real target image: it measures the shift that classifier is left with (features scaled
     by the target features' root mean square, so checkpoints compare). Nothing for the cgan
     (no classifier; its judge scores it). Classification runs also get target_rarest_class
-    and target_rarest_share (rarest_class on the target subset): a diagnostic, not a
-    validator. Models run in eval mode under inference_mode, their train/eval modes restored
-    after; the run's random state is left untouched."""
+    and target_rarest_share (rarest_class on the target subset), and target_class_counts
+    (class_counts there; the loop compares them with an earlier evaluation's and does not log
+    them): diagnostics, not validators. Models run in eval mode under inference_mode, their
+    train/eval modes restored after; the run's random state is left untouched."""
     if data is None or "classifier" not in models:
         return {}
     classifier = predictor(models)
@@ -300,6 +342,7 @@ def compute(models: nn.ModuleDict, method_name: str, data: ValidationData | None
     return {f"validator_{k}": v for k, v in out.items()} | {
         "target_rarest_class": rare,
         "target_rarest_share": share,
+        "target_class_counts": class_counts(tgt_logits),
     }
 
 

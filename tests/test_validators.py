@@ -236,8 +236,11 @@ def test_compute_runs_in_eval_and_inference_mode_and_restores_modes(method, regr
         models, method, validators.build_data(_run_data(regression=regression))
     )
     rare = set() if regression else {"target_rarest_class", "target_rarest_share"}
+    counts = out.pop("target_class_counts", None)
     assert set(out) == {f"validator_{k}" for k in EXPECTED[method, regression]} | rare
     assert all(math.isfinite(v) for v in out.values())
+    # The target subset's class counts: one per class, over every image of the subset.
+    assert counts is None if regression else len(counts) == 3 and sum(counts) == 24
     assert seen and all(not train and inference for train, inference in seen)
     assert all(m.training == training for m in models.modules())
     assert torch.equal(torch.get_rng_state(), rng)  # the run's random numbers are untouched
@@ -256,8 +259,9 @@ def test_compute_with_a_resnet_backbone():
     data = validators.build_data(_run_data(size=32), size=10)
     out = validators.compute(models, "dann", data)
     names = ("dev", "entropy", "im", "snd", "im_kept")
-    rare = {"target_rarest_class", "target_rarest_share"}
+    rare = {"target_rarest_class", "target_rarest_share", "target_class_counts"}
     assert set(out) == {f"validator_{k}" for k in names} | rare
+    out.pop("target_class_counts")
     assert all(math.isfinite(v) for v in out.values())
     assert all(m.training for m in models.modules())
 
@@ -329,7 +333,12 @@ def test_the_loop_warns_when_labels_or_a_class_are_lost(capsys):
     from pixelda import adversarial
 
     run = SimpleNamespace(
-        label_keeping=[], rare_class_before=False, info={"classes": ["zero", "one"]}
+        label_keeping=[],
+        rare_class_before=False,
+        info={"classes": ["zero", "one"]},
+        cfg=SimpleNamespace(select_by="im_kept"),
+        class_reference={},
+        shrinking_before=False,
     )
     state = adversarial.LoopState(step=7)
     healthy = {
@@ -355,3 +364,54 @@ def test_the_loop_warns_when_labels_or_a_class_are_lost(capsys):
     adversarial.warn_if_broken(run, state, healthy)
     adversarial.warn_if_broken(run, state, {**healthy, "target_rarest_share": 0.1})
     assert "class one" not in capsys.readouterr().out
+
+
+def test_shrinking_class_by_hand():
+    # Class 1 fell from 40 to 28 images (0.7), class 2 from 30 to 27 (0.9); class 3 grew, and
+    # class 0 had too few images at the reference to be judged (10 -> 0).
+    reference = [10, 40, 30, 20]
+    assert validators.shrinking_class([0, 28, 27, 45], reference) == (1, 0.7)
+    assert validators.shrinking_class([0, 40, 30, 20], [10, 19, 5, 0]) == (-1, 1.0)
+    # Flagged below 1 - SHRINK of the reference, by name where the run has names.
+    assert validators.shrinking_class_flag(1, 1 - validators.SHRINK, 500) == ""
+    assert validators.shrinking_class_flag(-1, 1.0, 500) == ""
+    flag = validators.shrinking_class_flag(1, 0.7, 500, ["zero", "nine"])
+    assert flag.startswith("class nine is predicted for 0.70 ") and "step 500" in flag
+
+
+def test_the_loop_warns_when_a_class_shrinks_for_two_evaluations_without_improving(capsys):
+    from types import SimpleNamespace
+
+    from pixelda import adversarial
+
+    run = SimpleNamespace(
+        label_keeping=[],
+        rare_class_before=False,
+        info={"classes": ["zero", "one"]},
+        cfg=SimpleNamespace(select_by="im_kept"),
+        class_reference={},
+        shrinking_before=False,
+    )
+
+    def evaluate(step, im_kept, counts):
+        metrics = {"validator_im_kept": im_kept, "target_class_counts": counts}
+        adversarial.warn_if_broken(run, adversarial.LoopState(step=step), metrics)
+        return metrics
+
+    # Improving evaluations are never flagged, however classes move: each is the new reference.
+    assert "target_shrinking_ratio" not in evaluate(1, 1.0, [50, 50])
+    assert evaluate(2, 1.5, [90, 10])["target_shrinking_ratio"] == 0.2
+    evaluate(3, 1.6, [60, 40])
+    assert capsys.readouterr().out == ""
+    # Worse than the best score, class one down to 0.75 of its 40 images: once is not enough.
+    metrics = evaluate(4, 1.5, [70, 30])
+    assert "target_class_counts" not in metrics  # the log keeps scalars
+    assert (metrics["target_shrinking_class"], metrics["target_shrinking_ratio"]) == (1, 0.75)
+    assert capsys.readouterr().out == ""
+    evaluate(5, 1.5, [71, 29])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: step 5: class one is predicted for")
+    assert "at step 3 " in lines[0]
+    # Within 1 - SHRINK of the reference again: no warning.
+    evaluate(6, 1.5, [68, 33])
+    assert capsys.readouterr().out == ""
