@@ -69,6 +69,18 @@ class StopRequest:
 
 
 @dataclass
+class Watch:
+    """What warn_if_broken remembers between evaluations; checkpointed, so a resumed run warns
+    as an uninterrupted one would."""
+
+    label_keeping: list = field(default_factory=list)  # validator_label_keeping so far
+    rare_class_before: bool = False  # did the last evaluation flag a rare target class?
+    # target_class_counts, step and --select-by score of the best label-free evaluation so far
+    class_reference: dict = field(default_factory=dict)
+    shrinking_before: bool = False  # did the last evaluation flag a shrinking target class?
+
+
+@dataclass
 class LoopState:
     step: int = 0
     wall_s: float = 0.0  # whole loop, evaluation and checkpoints included, over all resumes
@@ -79,6 +91,7 @@ class LoopState:
     skipped_steps: int = 0  # steps undone by --on-nan skip, over all resumes
     lr: float = 0.0  # the learning rate of the last step
     best: dict = field(default_factory=dict)  # {"step", "metric", "value"} of best.pt
+    watch: Watch = field(default_factory=Watch)
 
 
 @dataclass
@@ -99,11 +112,6 @@ class Run:
     train_models: nn.ModuleDict | None = None
     # The fixed images of the label-free validators (validators.build_data); None: none logged.
     validation: validators.ValidationData | None = None
-    label_keeping: list = field(default_factory=list)  # validator_label_keeping so far
-    rare_class_before: bool = False  # did the last evaluation flag a rare target class?
-    # target_class_counts, step and --select-by score of the best label-free evaluation so far
-    class_reference: dict = field(default_factory=dict)
-    shrinking_before: bool = False  # did the last evaluation flag a shrinking target class?
 
 
 def log_record(run: Run, record: dict) -> None:
@@ -153,6 +161,7 @@ def save_checkpoint(run: Run, state: LoopState, path=None) -> None:
     checkpoint.save(
         path or run.rundir.ckpt,
         best=state.best,
+        watch=dataclasses.asdict(state.watch),
         config=dataclasses.asdict(run.cfg),
         data_info=run.info,
         step=state.step,
@@ -189,11 +198,11 @@ def warn_if_broken(run: Run, state: LoopState, metrics: dict) -> None:
     the one before: a run's first evaluation often reads a hard class too rarely), and one
     when T gives a class ever fewer target images (shrinking_class, at this evaluation and the
     one before); rank 0 only."""
-    flags = []
+    flags, watch = [], state.watch
     value = metrics.get("validator_label_keeping")
     if value is not None:
-        run.label_keeping.append(value)
-        flag = validators.keeping_flag(value, max(run.label_keeping))
+        watch.label_keeping.append(value)
+        flag = validators.keeping_flag(value, max(watch.label_keeping))
         if flag:
             flags.append(f"{flag}: the generator may be changing the source's class")
     if "target_rarest_share" in metrics:
@@ -201,13 +210,13 @@ def warn_if_broken(run: Run, state: LoopState, metrics: dict) -> None:
         flag = validators.rare_class_flag(
             metrics["target_rarest_class"], metrics["target_rarest_share"], classes
         )
-        if flag and run.rare_class_before:
+        if flag and watch.rare_class_before:
             flags.append(f"{flag}: the classifier may have lost that class")
-        run.rare_class_before = bool(flag)
+        watch.rare_class_before = bool(flag)
     flag = shrinking_class(run, state, metrics)
-    if flag and run.shrinking_before:
+    if flag and watch.shrinking_before:
         flags.append(f"{flag}: the classifier may be drifting that class into others")
-    run.shrinking_before = bool(flag)
+    watch.shrinking_before = bool(flag)
     if not distributed.is_main():
         return
     for flag in flags:
@@ -226,12 +235,12 @@ def shrinking_class(run: Run, state: LoopState, metrics: dict) -> str:
     name = f"validator_{run.cfg.select_by}"
     if counts is None or metrics.get(name) is None:
         return ""
-    ref = run.class_reference
+    ref = state.watch.class_reference
     if ref:
         k, ratio = validators.shrinking_class(counts, ref["counts"])
         metrics["target_shrinking_class"], metrics["target_shrinking_ratio"] = k, ratio
     if not ref or validators.better(run.cfg.select_by, metrics[name], ref["value"]):
-        run.class_reference = {"counts": counts, "step": state.step, "value": metrics[name]}
+        state.watch.class_reference = {"counts": counts, "step": state.step, "value": metrics[name]}
         return ""  # still improving: early on, classes come and go as T learns
     return validators.shrinking_class_flag(k, ratio, ref["step"], run.info.get("classes"))
 

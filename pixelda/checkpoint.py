@@ -45,6 +45,7 @@ def save(
     skipped_steps: int = 0,
     rng_ranks: list | None = None,
     best: dict | None = None,
+    watch: dict | None = None,
 ) -> None:
     """Write the whole training state to `path` atomically (temporary file, then rename).
 
@@ -64,6 +65,7 @@ def save(
             "batches": batches,
             "skipped_steps": skipped_steps,
             "best": best or {},  # {"step", "metric", "value"}: the run's best.pt so far
+            "watch": watch or {},  # what the run's warnings remember (adversarial.Watch)
             "rng": rng_state(),
             # Under torchrun: every rank's random state, in rank order (rank 0's is "rng").
             **({"rng_ranks": rng_ranks} if rng_ranks else {}),

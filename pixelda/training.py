@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from . import __version__, checkpoint, distributed, loggers, speed, validators
-from .adversarial import LoopState, Run, fit
+from .adversarial import LoopState, Run, Watch, fit
 from .batches import Batches
 from .config import TrainConfig, resolve
 from .data import DataOptions, describe
@@ -185,6 +185,7 @@ def resume_state(ckpt: dict, cfg: TrainConfig, models, optimizers: dict, batches
         train_s=ckpt["train_s"],
         skipped_steps=ckpt.get("skipped_steps", 0),
         best=dict(ckpt.get("best") or {}),
+        watch=Watch(**(ckpt.get("watch") or {})),
     )
 
 

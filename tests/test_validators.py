@@ -333,12 +333,7 @@ def test_the_loop_warns_when_labels_or_a_class_are_lost(capsys):
     from pixelda import adversarial
 
     run = SimpleNamespace(
-        label_keeping=[],
-        rare_class_before=False,
-        info={"classes": ["zero", "one"]},
-        cfg=SimpleNamespace(select_by="im_kept"),
-        class_reference={},
-        shrinking_before=False,
+        info={"classes": ["zero", "one"]}, cfg=SimpleNamespace(select_by="im_kept")
     )
     state = adversarial.LoopState(step=7)
     healthy = {
@@ -385,17 +380,15 @@ def test_the_loop_warns_when_a_class_shrinks_for_two_evaluations_without_improvi
     from pixelda import adversarial
 
     run = SimpleNamespace(
-        label_keeping=[],
-        rare_class_before=False,
-        info={"classes": ["zero", "one"]},
-        cfg=SimpleNamespace(select_by="im_kept"),
-        class_reference={},
-        shrinking_before=False,
+        info={"classes": ["zero", "one"]}, cfg=SimpleNamespace(select_by="im_kept")
     )
+
+    state = adversarial.LoopState()
 
     def evaluate(step, im_kept, counts):
         metrics = {"validator_im_kept": im_kept, "target_class_counts": counts}
-        adversarial.warn_if_broken(run, adversarial.LoopState(step=step), metrics)
+        state.step = step
+        adversarial.warn_if_broken(run, state, metrics)
         return metrics
 
     # Improving evaluations are never flagged, however classes move: each is the new reference.
