@@ -62,9 +62,12 @@ def evaluate_main(argv: list[str] | None = None) -> dict:
     )
     result = evaluate_checkpoint(EvaluateConfig(**vars(parser.parse_args(argv))))
     if "acc" in result:
+        per_class = result.get("acc_per_class") or {}
+        worst = min(per_class, key=per_class.get) if per_class else None
+        lowest = f" (lowest: class {worst}, {per_class[worst]:.2%})" if worst else ""
         print(
             f"{result['data']} ({result['split']}, {result['n']} images): "
-            f"accuracy {result['acc']:.2%}",
+            f"accuracy {result['acc']:.2%}{lowest}",
             file=sys.stderr,
         )
     print(json.dumps(result))

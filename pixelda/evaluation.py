@@ -12,7 +12,7 @@ from .errors import UserError
 from .fileio import atomic_write_json
 from .helpers import predictor
 from .methods import METHODS, restore
-from .metrics import score
+from .metrics import class_accuracy, score
 
 SPLITS = ("auto", "test", "val")
 
@@ -66,7 +66,7 @@ def labeled_split(cfg: EvaluateConfig, run_cfg, opts, channels: int) -> tuple[st
 
 def evaluate_checkpoint(cfg: EvaluateConfig) -> dict:
     """Score cfg.checkpoint's classifier -> {"checkpoint", "data", "split", "acc" (or "rmse",
-    ...), "n", "counts_per_class"}; also written to cfg.out when given."""
+    ...), "n", "counts_per_class", "acc_per_class"}; also written to cfg.out when given."""
     if not cfg.checkpoint:
         raise UserError("--checkpoint: required")
     if cfg.out and Path(cfg.out).exists():
@@ -97,6 +97,7 @@ def evaluate_checkpoint(cfg: EvaluateConfig) -> dict:
     per_class = counts(data)
     if per_class:
         result["counts_per_class"] = per_class
+        result["acc_per_class"] = class_accuracy(predictor(models), data, device=cfg.device)
     if cfg.out:
         atomic_write_json(cfg.out, result)
     return result

@@ -39,6 +39,18 @@ def score(model: nn.Module, data: ImageSet, *, device=None) -> dict:
     return {"acc": (total[0] / total[1]).item(), "n": len(data)}
 
 
+def class_accuracy(model: nn.Module, data: ImageSet, *, device=None) -> dict[str, float]:
+    """Accuracy on each class's images, by class name in class order, classes without images
+    left out; {} for regression targets or unnamed classes. One process (no torchrun sums)."""
+    if data.labels is None or data.labels.dtype.is_floating_point or not data.classes:
+        return {}
+    right = predict(model, data.images, device=device).argmax(1) == data.labels
+    k = len(data.classes)
+    total = torch.bincount(data.labels, minlength=k)
+    hits = torch.bincount(data.labels[right], minlength=k)
+    return {c: hits[i].item() / total[i].item() for i, c in enumerate(data.classes) if total[i]}
+
+
 def held_out(model: nn.Module, data) -> dict:
     """`model` on the target's validation split, and on the target and source test splits
     where they exist (a run's RunData): {"target_val_acc", "target_test_acc", "source_test_acc"}

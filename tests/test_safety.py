@@ -376,6 +376,30 @@ def test_evaluate_scores_a_folder_of_some_classes_against_the_right_outputs(run,
     predicted = adapter.classify(data.images.float() / 127.5 - 1)
     truth = torch.tensor([1] * 3 + [3] * 3)  # the model's indices of classes "1" and "3"
     assert result["acc"] == pytest.approx((predicted == truth).float().mean().item())
+    right = (predicted == truth).float()
+    by_hand = {"1": right[:3].mean().item(), "3": right[3:].mean().item()}
+    assert result["acc_per_class"] == pytest.approx(by_hand)
+
+
+def test_class_accuracy_by_hand():
+    from pixelda.data import ImageSet
+    from pixelda.metrics import class_accuracy
+
+    class Fixed(torch.nn.Module):  # class 0 for the first 3 images of a batch, 2 for the rest
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))  # predict() reads the device from it
+
+        def forward(self, x):
+            out = torch.zeros(len(x), 3)
+            out[:, 2], out[:3, 0] = 1, 2
+            return out
+
+    model = Fixed()
+    images = torch.zeros(5, 1, 4, 4, dtype=torch.uint8)
+    # Labels 0, 0, 2, 2, 2: class 0 right twice of 2, class 2 twice of 3, class 1 absent.
+    data = ImageSet(images, torch.tensor([0, 0, 2, 2, 2]), "t", ["a", "b", "c"])
+    assert class_accuracy(model, data) == pytest.approx({"a": 1.0, "c": 2 / 3})
 
 
 def test_evaluate_refuses_a_class_the_model_does_not_know(run, tmp_path, capsys):
