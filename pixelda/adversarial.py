@@ -78,6 +78,7 @@ class Watch:
     # target_class_counts, step and --select-by score of the best label-free evaluation so far
     class_reference: dict = field(default_factory=dict)
     shrinking_before: bool = False  # did the last evaluation flag a shrinking target class?
+    warnings: list = field(default_factory=list)  # every warning so far, "step N: why"
 
 
 @dataclass
@@ -197,7 +198,7 @@ def warn_if_broken(run: Run, state: LoopState, metrics: dict) -> None:
     stops predicting a class on the target (validators.rare_class_flag at this evaluation and
     the one before: a run's first evaluation often reads a hard class too rarely), and one
     when T gives a class ever fewer target images (shrinking_class, at this evaluation and the
-    one before); rank 0 only."""
+    one before); rank 0 only. Each is also kept in state.watch.warnings for the summary."""
     flags, watch = [], state.watch
     value = metrics.get("validator_label_keeping")
     if value is not None:
@@ -217,6 +218,7 @@ def warn_if_broken(run: Run, state: LoopState, metrics: dict) -> None:
     if flag and watch.shrinking_before:
         flags.append(f"{flag}: the classifier may be drifting that class into others")
     watch.shrinking_before = bool(flag)
+    watch.warnings += [f"step {state.step}: {flag}" for flag in flags]
     if not distributed.is_main():
         return
     for flag in flags:

@@ -228,6 +228,7 @@ def summarize(run: Run, state: LoopState, device: str) -> dict:
         "pixelda_version": __version__,
         "torch_version": torch.__version__,
         "skipped_steps": state.skipped_steps,
+        "warnings": state.watch.warnings,  # the console's warning: lines, "step N: why"
         "finished": not state.interrupted,
         "out_of_time": state.out_of_time,
     }
@@ -305,3 +306,10 @@ def report(summary: dict, state: LoopState, rundir: RunDir) -> None:
         value = state.best["value"]
         shown = f"{value:.2%}" if state.best["metric"].endswith("_acc") else f"{value:.4g}"
         print(f"best.pt: step {state.best['step']}, {state.best['metric']} {shown}")
+    if summary["warnings"]:
+        n = len(summary["warnings"])
+        print(
+            f"{n} warning{'s' * (n > 1)} during the run, the last at {summary['warnings'][-1]} "
+            f"(every one in {rundir.path / 'summary.json'})",
+            file=sys.stderr,
+        )

@@ -105,3 +105,18 @@ def test_without_out_each_run_gets_a_fresh_folder(tmp_path, monkeypatch, capsys)
     with pytest.raises(SystemExit):
         cli.train_main(["--resume", "--no-progress"])
     assert "error: --resume: name the run to continue with --out RUN" in capsys.readouterr().err
+
+
+def test_the_summary_keeps_every_warning_the_console_printed(tmp_path, tiny_args, capsys):
+    # An untrained classifier on tiny data predicts some class too rarely at every evaluation.
+    summary = cli.train_main([*tiny_args, "--eval-every", "1"])
+    captured = capsys.readouterr()
+    printed = [
+        line.removeprefix("warning: ").split(" (python -m pixelda.select")[0]
+        for line in captured.out.splitlines()
+        if line.startswith("warning: step ")
+    ]
+    assert printed and summary["warnings"] == printed
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert saved["warnings"] == printed
+    assert f"{len(printed)} warnings during the run, the last at {printed[-1]}" in captured.err

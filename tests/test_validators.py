@@ -405,6 +405,8 @@ def test_the_loop_warns_when_a_class_shrinks_for_two_evaluations_without_improvi
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: step 5: class one is predicted for")
     assert "at step 3 " in lines[0]
+    # Kept for the run's summary and final lines, without the console's pointer to select.
+    assert state.watch.warnings == [lines[0].removeprefix("warning: ").split(" (python -m")[0]]
     # Within 1 - SHRINK of the reference again: no warning.
     evaluate(6, 1.5, [68, 33])
     assert capsys.readouterr().out == ""
