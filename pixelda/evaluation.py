@@ -12,7 +12,7 @@ from .errors import UserError
 from .fileio import atomic_write_json
 from .helpers import predictor
 from .methods import METHODS, restore
-from .metrics import class_accuracy, score
+from .metrics import score
 
 SPLITS = ("auto", "test", "val")
 
@@ -88,16 +88,15 @@ def evaluate_checkpoint(cfg: EvaluateConfig) -> dict:
         raise UserError(f"--data: {spec} has no labels to score against")
     # By name: a folder with only some classes, or numbered otherwise, meets the right outputs.
     data = align(data, info.classes, f"--data {spec}")
+    per_class = counts(data)
     result = {
         "checkpoint": str(cfg.checkpoint),
         "data": spec,
         "split": data.name,
-        **score(predictor(models), data, device=cfg.device),
+        **score(predictor(models), data, device=cfg.device, per_class=bool(per_class)),
     }
-    per_class = counts(data)
     if per_class:
         result["counts_per_class"] = per_class
-        result["acc_per_class"] = class_accuracy(predictor(models), data, device=cfg.device)
     if cfg.out:
         atomic_write_json(cfg.out, result)
     return result

@@ -18,8 +18,10 @@ def predict(model: nn.Module, images: torch.Tensor, *, device, batch_size: int =
     return torch.cat(outs)
 
 
-def score(model: nn.Module, data: ImageSet, *, device=None) -> dict:
-    """{"acc", "n"} for class labels; {"rmse", "rmse_per_output", "n"} for regression targets.
+def score(model: nn.Module, data: ImageSet, *, device=None, per_class: bool = False) -> dict:
+    """{"acc", "n"} for class labels, with "acc_per_class" (class_accuracy, from the same
+    predictions) when `per_class` and the classes have names; {"rmse", "rmse_per_output", "n"}
+    for regression targets.
 
     Under torchrun each rank predicts its share of the images and the sums are added up over
     ranks, so every rank gets the figures of the whole split."""
@@ -34,21 +36,22 @@ def score(model: nn.Module, data: ImageSet, *, device=None) -> dict:
             "rmse_per_output": per_output.tolist(),
             "n": len(data),
         }
-    correct = (outputs.argmax(1) == labels).sum()
+    predicted = outputs.argmax(1)
+    correct = (predicted == labels).sum()
     total = distributed.sum_all(torch.stack([correct, torch.tensor(len(labels))]))
-    return {"acc": (total[0] / total[1]).item(), "n": len(data)}
+    result = {"acc": (total[0] / total[1]).item(), "n": len(data)}
+    if per_class and data.classes:
+        result["acc_per_class"] = class_accuracy(predicted, labels, data.classes)
+    return result
 
 
-def class_accuracy(model: nn.Module, data: ImageSet, *, device=None) -> dict[str, float]:
-    """Accuracy on each class's images, by class name in class order, classes without images
-    left out; {} for regression targets or unnamed classes. One process (no torchrun sums)."""
-    if data.labels is None or data.labels.dtype.is_floating_point or not data.classes:
-        return {}
-    right = predict(model, data.images, device=device).argmax(1) == data.labels
-    k = len(data.classes)
-    total = torch.bincount(data.labels, minlength=k)
-    hits = torch.bincount(data.labels[right], minlength=k)
-    return {c: hits[i].item() / total[i].item() for i, c in enumerate(data.classes) if total[i]}
+def class_accuracy(predicted: torch.Tensor, labels: torch.Tensor, classes) -> dict[str, float]:
+    """Accuracy on each class's images (predicted and labels: class indices), by name in class
+    order, classes without images left out; summed over ranks under torchrun."""
+    k = len(classes)
+    total = distributed.sum_all(torch.bincount(labels, minlength=k))
+    hits = distributed.sum_all(torch.bincount(labels[predicted == labels], minlength=k))
+    return {c: hits[i].item() / total[i].item() for i, c in enumerate(classes) if total[i]}
 
 
 def held_out(model: nn.Module, data) -> dict:

@@ -56,13 +56,18 @@ def keeping_flag(value: float, best: float) -> str:
 RARE_SHARE = 0.25
 
 
+def class_counts(logits: torch.Tensor) -> list[int]:
+    """How many of the images (logits (N, K)) T predicts each class for."""
+    return torch.bincount(logits.argmax(1), minlength=logits.size(1)).tolist()
+
+
 def rarest_class(logits: torch.Tensor) -> tuple[int, float]:
     """(the class T predicts least often over logits (N, K), K times the share of the images
     it is predicted for): share 1 when every class is predicted equally often, 0 when that
     class is never predicted."""
-    counts = torch.bincount(logits.argmax(1), minlength=logits.size(1))
-    k = int(counts.argmin())
-    return k, counts[k].item() * logits.size(1) / len(logits)
+    counts = class_counts(logits)
+    k = counts.index(min(counts))
+    return k, counts[k] * logits.size(1) / len(logits)
 
 
 def rare_class_flag(k: int, share: float, classes=None) -> str:
@@ -82,11 +87,6 @@ def rare_class_flag(k: int, share: float, classes=None) -> str:
 # reference to be judged, so one or two flips of a small class are not a fall.
 SHRINK = 0.2
 SHRINK_MIN_IMAGES = 20
-
-
-def class_counts(logits: torch.Tensor) -> list[int]:
-    """How many of the images (logits (N, K)) T predicts each class for."""
-    return torch.bincount(logits.argmax(1), minlength=logits.size(1)).tolist()
 
 
 def shrinking_class(counts: list[int], reference: list[int]) -> tuple[int, float]:

@@ -381,9 +381,9 @@ def test_evaluate_scores_a_folder_of_some_classes_against_the_right_outputs(run,
     assert result["acc_per_class"] == pytest.approx(by_hand)
 
 
-def test_class_accuracy_by_hand():
+def test_accuracy_per_class_by_hand():
     from pixelda.data import ImageSet
-    from pixelda.metrics import class_accuracy
+    from pixelda.metrics import score
 
     class Fixed(torch.nn.Module):  # class 0 for the first 3 images of a batch, 2 for the rest
         def __init__(self):
@@ -399,7 +399,9 @@ def test_class_accuracy_by_hand():
     images = torch.zeros(5, 1, 4, 4, dtype=torch.uint8)
     # Labels 0, 0, 2, 2, 2: class 0 right twice of 2, class 2 twice of 3, class 1 absent.
     data = ImageSet(images, torch.tensor([0, 0, 2, 2, 2]), "t", ["a", "b", "c"])
-    assert class_accuracy(model, data) == pytest.approx({"a": 1.0, "c": 2 / 3})
+    assert score(model, data, per_class=True)["acc_per_class"] == pytest.approx(
+        {"a": 1.0, "c": 2 / 3}
+    )
 
 
 def test_evaluate_refuses_a_class_the_model_does_not_know(run, tmp_path, capsys):
