@@ -18,26 +18,7 @@ from . import checkpoint, distributed, speed, validators
 from .errors import UserError
 from .fileio import atomic_save_png
 from .plots import grid_image
-
-
-def run_progress(cfg, step: int, wall_s: float) -> float:
-    """How much of its budget the run has used, 0..1: of its --steps or, when --max-minutes is
-    set and ends it sooner, of its wall-clock minutes."""
-    used = step / cfg.steps
-    if cfg.max_minutes > 0:
-        used = max(used, wall_s / (cfg.max_minutes * 60))
-    return min(used, 1.0)
-
-
-def learning_rate(cfg, step: int, progress: float) -> float:
-    """--lr-schedule step: staircase exponential decay, lr * lr_decay ** (step // lr_decay_steps)
-    (official code); linear: lr * (1 - progress), down to 0 when the budget is spent; annealed:
-    lr / (1 + 10 p)^0.75 (Ganin & Lempitsky 2015: mu_p = mu_0 / (1 + alpha p)^beta)."""
-    if cfg.lr_schedule == "linear":
-        return cfg.lr * (1.0 - progress)
-    if cfg.lr_schedule == "annealed":
-        return cfg.lr / (1.0 + 10.0 * progress) ** 0.75
-    return cfg.lr * cfg.lr_decay ** (step // cfg.lr_decay_steps)
+from .schedules import learning_rate, run_progress
 
 
 class TrainingDiverged(UserError):

@@ -198,6 +198,14 @@ class TrainConfig:
     # The official code decays every 20,000 global steps, and its global step advances on both
     # the D and the G update, so that is every 10,000 of our iterations.
     lr_decay_steps: int = option(10_000, "--lr-schedule step: iterations between decays")
+    lr_cycle_minutes: float = option(
+        0.0,
+        "--lr-schedule linear: when --max-minutes is longer, the decay restarts in equal cycles "
+        "no longer than this, each ending at 0 (0: one decay over the whole budget)",
+    )
+    lr_cycle_decay: float = option(
+        0.5, "--lr-cycle-minutes: each cycle starts at this fraction of the previous one's lr"
+    )
     clip_grad_norm: float = option(5.0, "clip each update's global gradient norm (official 5.0)")
     # Loss weights: official README, MNIST-M flags
     domain_weight: float = option(0.135603587834, "weight of the discriminator's loss (D-step)")
@@ -380,6 +388,11 @@ def _validate_numbers(cfg: TrainConfig) -> None:
     if cfg.lr <= 0 or cfg.lr_decay <= 0:
         raise UserError(
             f"--lr and --lr-decay: expected positive numbers, got {cfg.lr}, {cfg.lr_decay}"
+        )
+    if cfg.lr_cycle_minutes < 0 or not 0.0 < cfg.lr_cycle_decay <= 1.0:
+        raise UserError(
+            "--lr-cycle-minutes, --lr-cycle-decay: expected >= 0 and a number in (0, 1], got "
+            f"{cfg.lr_cycle_minutes}, {cfg.lr_cycle_decay}"
         )
     if not 0.0 <= cfg.beta1 < 1.0:
         raise UserError(f"--beta1: expected a number in [0, 1), got {cfg.beta1}")

@@ -15,7 +15,7 @@ LAYERS = [
     {"__init__", "errors", "fileio", "locks"},
     {"data", "models", "losses", "backbones", "grl", "sanity", "recipes", "loggers", "config"}
     | {"checkpoint", "distributed", "speed", "ownership", "flags"},
-    {"helpers", "metrics", "validators", "judge"},
+    {"helpers", "metrics", "validators", "judge", "schedules"},
     {"methods"},
     {"batches", "plots", "adversarial", "rundir", "writers", "runtime", "rundata"}
     | {"training", "exporting", "evaluation", "selection"},

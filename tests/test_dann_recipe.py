@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pixelda import adversarial, checkpoint, cli
-from pixelda.adversarial import learning_rate
+from pixelda.schedules import learning_rate
 from pixelda.batches import Batch
 from pixelda.config import resolve
 from pixelda.errors import UserError

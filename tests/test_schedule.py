@@ -5,8 +5,9 @@ import json
 import pytest
 
 from pixelda import cli
-from pixelda.adversarial import learning_rate, run_progress
 from pixelda.config import resolve
+from pixelda.errors import UserError
+from pixelda.schedules import learning_rate, lr_cycles, run_progress
 
 
 def test_step_schedule_is_the_official_staircase():
@@ -24,6 +25,36 @@ def test_linear_schedule_falls_to_zero_over_the_budget():
     assert learning_rate(cfg, 0, run_progress(cfg, 0, 0.0)) == pytest.approx(2e-3)
     assert learning_rate(cfg, 250, run_progress(cfg, 250, 1e6)) == pytest.approx(1.5e-3)
     assert learning_rate(cfg, 999, run_progress(cfg, 999, 0.0)) == pytest.approx(2e-6)
+
+
+def test_linear_schedule_restarts_in_cycles_on_a_long_time_budget():
+    cfg = resolve({"preset": "fast", "max_minutes": 120.0, "lr_cycle_minutes": 30.0})
+    assert lr_cycles(cfg) == 4 and cfg.lr_cycle_decay == 0.5
+    # progress 0.1 is 0.4 of the first cycle; 0.3 is 0.2 of the second, which starts at lr / 2
+    assert learning_rate(cfg, 0, 0.1) == pytest.approx(2e-3 * 0.6)
+    assert learning_rate(cfg, 0, 0.3) == pytest.approx(1e-3 * 0.8)
+    assert learning_rate(cfg, 0, 0.875) == pytest.approx(2.5e-4 * 0.5)
+    assert learning_rate(cfg, 0, 0.25 - 1e-9) == pytest.approx(0.0, abs=1e-8)  # each ends at 0
+    assert learning_rate(cfg, 0, 1.0) == 0.0
+    assert lr_cycles(resolve({"max_minutes": 100.0, "lr_cycle_minutes": 30.0})) == 4  # <= 30 each
+
+
+def test_cycles_leave_short_and_step_budgets_to_the_plain_linear_decay():
+    for overrides in ({"max_minutes": 30.0}, {"max_minutes": 0.0}, {"lr_cycle_minutes": 0.0}):
+        cfg = resolve(
+            {"preset": "fast", "max_minutes": 120.0, "lr_cycle_minutes": 30.0, **overrides}
+        )
+        assert lr_cycles(cfg) == 1
+        for p in (0.0, 0.3, 0.9):
+            assert learning_rate(cfg, 0, p) == pytest.approx(2e-3 * (1 - p))
+
+
+@pytest.mark.parametrize(
+    "flag", [{"lr_cycle_minutes": -1.0}, {"lr_cycle_decay": 0.0}, {"lr_cycle_decay": 1.5}]
+)
+def test_bad_cycle_flags_are_refused(flag):
+    with pytest.raises(UserError, match="--lr-cycle-minutes, --lr-cycle-decay"):
+        resolve(flag)
 
 
 def test_progress_is_steps_or_minutes_whichever_ends_the_run_first():
