@@ -7,7 +7,6 @@ GAN's own defaults.
 """
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 from . import sanity
@@ -260,6 +259,12 @@ class TrainConfig:
     teacher_decay: float = option(
         0.99, "self-training: decay of the teacher's moving average of T's weights, per step"
     )
+    target_recolour: bool = option(
+        False,
+        "self-training: the student sees each colour target image with its channels in a "
+        "random order and, for half of the images, negated (the teacher sees them as they are), "
+        "so that T learns the target's shapes rather than its colours; one-channel images stay",
+    )
     # Baselines
     dann_weight: float = option(
         1.0, "DANN: gradient reversal coefficient times the lambda schedule"
@@ -333,7 +338,7 @@ def validate(cfg: TrainConfig) -> None:
     ):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name.replace('_', '-')}: expected a positive integer")
-    _validate_numbers(cfg)
+    sanity.check_numbers(cfg)
     if cfg.max_minutes < 0:
         raise UserError(f"--max-minutes: expected >= 0 (0: no limit), got {cfg.max_minutes}")
     if cfg.latent_dim < 0 or cfg.g_blocks < 0 or cfg.threads < 0:
@@ -377,24 +382,3 @@ def _validate_choices(cfg: TrainConfig) -> None:
         raise UserError(f"--optimizer sgd: for source-only, target-only and dann, not {cfg.method}")
     if not 0.0 <= cfg.momentum < 1.0:
         raise UserError(f"--momentum: expected a number in [0, 1), got {cfg.momentum}")
-
-
-def _validate_numbers(cfg: TrainConfig) -> None:
-    """Finite floats, and the optimizer's own ranges, before torch.optim.Adam can object."""
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UserError(f"--{f.name.replace('_', '-')}: expected a finite number, got {value}")
-    if cfg.lr <= 0 or cfg.lr_decay <= 0:
-        raise UserError(
-            f"--lr and --lr-decay: expected positive numbers, got {cfg.lr}, {cfg.lr_decay}"
-        )
-    if cfg.lr_cycle_minutes < 0 or not 0.0 < cfg.lr_cycle_decay <= 1.0:
-        raise UserError(
-            "--lr-cycle-minutes, --lr-cycle-decay: expected >= 0 and a number in (0, 1], got "
-            f"{cfg.lr_cycle_minutes}, {cfg.lr_cycle_decay}"
-        )
-    if not 0.0 <= cfg.beta1 < 1.0:
-        raise UserError(f"--beta1: expected a number in [0, 1), got {cfg.beta1}")
-    if cfg.d_noise < 0:
-        raise UserError(f"--d-noise: expected a standard deviation >= 0, got {cfg.d_noise}")

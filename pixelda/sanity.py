@@ -1,8 +1,9 @@
 """Cheap checks of a training config's values that config.validate leaves to this module: signs,
-the --mask-from-background colour, the ranges of the flags beyond the papers, and a lower bound
-on the memory a step needs, so an absurd --batch-size, --latent-dim or width is refused before
-anything is allocated or written."""
+the --mask-from-background colour, finite numbers in the optimizer's ranges, the ranges of the
+flags beyond the papers, and a lower bound on the memory a step needs, so an absurd --batch-size,
+--latent-dim or width is refused before anything is allocated or written."""
 
+import dataclasses
 import math
 import os
 
@@ -65,6 +66,27 @@ def check_beyond_paper(cfg) -> None:
         raise UserError(
             f"--adapted-zoom-share: expected a fraction in [0, 1], got {cfg.adapted_zoom_share}"
         )
+
+
+def check_numbers(cfg) -> None:
+    """Finite floats, and the optimizer's own ranges, before torch.optim.Adam can object."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"--{f.name.replace('_', '-')}: expected a finite number, got {value}")
+    if cfg.lr <= 0 or cfg.lr_decay <= 0:
+        raise UserError(
+            f"--lr and --lr-decay: expected positive numbers, got {cfg.lr}, {cfg.lr_decay}"
+        )
+    if cfg.lr_cycle_minutes < 0 or not 0.0 < cfg.lr_cycle_decay <= 1.0:
+        raise UserError(
+            "--lr-cycle-minutes, --lr-cycle-decay: expected >= 0 and a number in (0, 1], got "
+            f"{cfg.lr_cycle_minutes}, {cfg.lr_cycle_decay}"
+        )
+    if not 0.0 <= cfg.beta1 < 1.0:
+        raise UserError(f"--beta1: expected a number in [0, 1), got {cfg.beta1}")
+    if cfg.d_noise < 0:
+        raise UserError(f"--d-noise: expected a standard deviation >= 0, got {cfg.d_noise}")
 
 
 def least_bytes(cfg) -> dict[str, int]:

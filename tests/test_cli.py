@@ -28,6 +28,10 @@ def test_preset_then_flags_override_defaults():
     assert fast.preset == "fast" and fast.g_blocks == PRESETS["fast"]["g_blocks"]
     assert resolve({"g_blocks": 4}).g_blocks == 4
     assert resolve({"preset": "paper", "lr": 0.5}).lr == 0.5
+    # A preset's True is turned off by the --no- form of its flag.
+    parser = build_parser(TrainConfig, prog="t", description="d", presets=PRESETS)
+    assert resolve({}).target_recolour
+    assert not resolve(vars(parser.parse_args(["--no-target-recolour"]))).target_recolour
 
 
 def _bad(argv, tmp_path, capsys, expected: str):

@@ -2,6 +2,7 @@
 that learns from unlabeled target images."""
 
 import dataclasses
+import itertools
 import math
 
 import pytest
@@ -124,7 +125,8 @@ def test_target_images_reach_the_classifier_only_with_self_training():
 
 def test_paper_preset_builds_no_teacher():
     cfg = resolve({"preset": "paper"})
-    assert cfg.target_weight == 0
+    assert cfg.target_weight == 0 and not cfg.target_recolour
+    assert resolve({}).target_recolour  # the fast preset's
     info = DataInfo(channels=1, image_size=16, num_outputs=10, classes=None)
     assert pixelda.TEACHER not in pixelda.build(cfg, info)
 
@@ -151,3 +153,35 @@ def test_regression_runs_get_no_teacher():
 def test_bad_self_training_flags_name_the_flag(flag, value):
     with pytest.raises(UserError, match="--" + flag.replace("_", "-")):
         resolve({flag: value})
+
+
+def signed_orders(x: torch.Tensor, y: torch.Tensor) -> list[tuple[tuple[int, ...], int]]:
+    """For one image x, y (C, H, W): every (channel order, sign) with y == sign * x[order]."""
+    orders = itertools.permutations(range(x.size(0)))
+    return [(o, sign) for o in orders for sign in (1, -1) if torch.equal(y, sign * x[list(o)])]
+
+
+def test_random_channels_reorders_and_negates_whole_colour_images_only():
+    torch.manual_seed(0)
+    x = torch.rand(64, 3, 5, 5) * 2 - 1
+    y = pixelda.random_channels(x)
+    found = [signed_orders(a, b) for a, b in zip(x, y)]
+    assert all(len(f) == 1 for f in found)  # each image: one order and one sign, nothing else
+    assert len({f[0][0] for f in found}) == 6  # 64 images draw all 3! orders ...
+    assert {f[0][1] for f in found} == {1, -1}  # ... and both signs
+    gray = torch.rand(16, 1, 5, 5)  # one channel (USPS, MNIST): unchanged
+    assert torch.equal(pixelda.random_channels(gray), gray)
+
+
+@pytest.mark.parametrize("recolour", [False, True])
+def test_only_the_students_target_images_are_recoloured(monkeypatch, recolour):
+    seen = []
+
+    def spy(x):
+        seen.append(x.shape)
+        return x
+
+    monkeypatch.setattr(pixelda, "random_channels", spy)
+    cfg, m, opts, batch = tiny_pixelda(target_weight=1.0, target_recolour=recolour)
+    pixelda.d_step(m, opts, batch, torch.zeros(4, 1, 16, 16), cfg)
+    assert seen == ([batch.x_tgt.shape] if recolour else [])

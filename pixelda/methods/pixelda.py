@@ -113,8 +113,9 @@ def task_losses(m: nn.ModuleDict, batch, x_fake: torch.Tensor, cfg):
     if cfg.adapted_zoom > 1:
         x_fake = random_zoom(x_fake, cfg.adapted_zoom, share=cfg.adapted_zoom_share)
     images = [batch.x_src, x_fake]
-    if TEACHER in m:  # the student sees the target images shifted and scaled
-        images.append(random_shift_scale(batch.x_tgt))
+    if TEACHER in m:  # the student sees the target images shifted and scaled (and recoloured)
+        x_student = random_shift_scale(batch.x_tgt)
+        images.append(random_channels(x_student) if cfg.target_recolour else x_student)
     outputs = m[CLASSIFIER](torch.cat(images)).chunk(len(images))
     task_loss = losses.task_loss(outputs[0], batch.y_src) + losses.task_loss(
         outputs[1], batch.y_src
@@ -140,6 +141,19 @@ def random_shift_scale(x: torch.Tensor) -> torch.Tensor:
     scale = 0.9 + 0.2 * torch.rand(b, device=x.device)
     shifts = (torch.rand(b, 2, device=x.device) * 2 - 1) * 0.2
     return zoom_in(x, scale, shifts, padding="border")
+
+
+def random_channels(x: torch.Tensor) -> torch.Tensor:
+    """Each colour image of x (B, C, H, W) in [-1, 1] with its C channels in its own random
+    order and, for about half of the images, negated: the shapes, and so the classes, stay; the
+    colours do not (--target-recolour). One-channel images are returned as they are."""
+    b, c = x.shape[:2]
+    if c == 1:
+        return x
+    order = torch.rand(b, c, device=x.device).argsort(1)
+    shuffled = x.gather(1, order[:, :, None, None].expand_as(x))
+    negate = torch.rand(b, 1, 1, 1, device=x.device) >= 0.5
+    return torch.where(negate, -shuffled, shuffled)
 
 
 def self_training(teacher: nn.Module, x_tgt: torch.Tensor, student_logits, cfg) -> torch.Tensor:
