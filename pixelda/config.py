@@ -265,6 +265,11 @@ class TrainConfig:
         "random order and, for half of the images, negated (the teacher sees them as they are), "
         "so that T learns the target's shapes rather than its colours; one-channel images stay",
     )
+    target_class_thresholds: bool = option(
+        False,
+        "self-training: each class's threshold is --target-threshold lowered by how rarely the "
+        "teacher labels that class confidently, against its most often labeled class (FlexMatch)",
+    )
     # Baselines
     dann_weight: float = option(
         1.0, "DANN: gradient reversal coefficient times the lambda schedule"

@@ -185,3 +185,44 @@ def test_only_the_students_target_images_are_recoloured(monkeypatch, recolour):
     cfg, m, opts, batch = tiny_pixelda(target_weight=1.0, target_recolour=recolour)
     pixelda.d_step(m, opts, batch, torch.zeros(4, 1, 16, 16), cfg)
     assert seen == ([batch.x_tgt.shape] if recolour else [])
+
+
+def test_class_thresholds_update_the_shares_then_lower_the_less_confident_classes():
+    shares = torch.tensor([0.4, 0.3, 0.0])
+    # Two confident 0s, one confident 1 and an unsure 2: this batch's shares (0.5, 0.25, 0).
+    confidence, labels = torch.tensor([0.95, 0.99, 0.93, 0.6]), torch.tensor([0, 0, 1, 2])
+    thresholds = pixelda.class_thresholds(shares, confidence, labels, 0.9)
+    assert shares.tolist() == pytest.approx([0.99 * 0.4 + 0.005, 0.99 * 0.3 + 0.0025, 0.0])
+    b = shares[1].item() / shares[0].item()  # class 1 against the most confident class, 0
+    assert thresholds.tolist() == pytest.approx([0.9, 0.9 * b / (2 - b), 0.5])  # 2: the floor
+    # A threshold already below the floor stays as it is.
+    low = pixelda.class_thresholds(torch.tensor([1.0, 0.0]), confidence[:2], labels[:2], 0.3)
+    assert low.tolist() == pytest.approx([0.3, 0.3])
+
+
+def test_class_thresholds_let_in_a_seldom_confident_class_below_the_threshold():
+    # The teacher is sure of class 0 on image 1 and 70 % sure of class 1 on image 2; it has so
+    # far labeled only 0s confidently. The student's loss is log 2 on each image.
+    teacher = FixedLogits(torch.tensor([[5.0, 0.0], [0.0, math.log(7 / 3)]]))
+    teacher.register_buffer("confident_shares", torch.tensor([0.5, 0.0]))
+    student, x = torch.zeros(2, 2), torch.zeros(2, 1, 4, 4)
+    flags = {"target_threshold": 0.9, "target_balance": 0.0}
+    alone = pixelda.self_training(teacher, x, student, resolve(flags))
+    assert alone.item() == pytest.approx(math.log(2) / 2)  # image 1 only
+    flags["target_class_thresholds"] = True  # class 1's threshold falls to the floor, 0.5
+    both = pixelda.self_training(teacher, x, student, resolve(flags))
+    assert both.item() == pytest.approx(math.log(2))
+    assert teacher.confident_shares.tolist() == pytest.approx([0.5, 0.0])
+
+
+def test_class_thresholds_shares_are_the_teachers_state_and_move_in_the_d_step():
+    _, plain, _, _ = tiny_pixelda(target_weight=1.0)
+    assert "confident_shares" not in plain[pixelda.TEACHER].state_dict()
+    cfg, m, opts, batch = tiny_pixelda(
+        target_weight=1.0, target_class_thresholds=True, target_threshold=0.0
+    )
+    assert m[pixelda.TEACHER].state_dict()["confident_shares"].tolist() == [0.0] * 10
+    pixelda.d_step(m, opts, batch, torch.zeros(4, 1, 16, 16), cfg)
+    # Threshold 0: every target image is confident, so the shares grow by 0.01 in all.
+    shares = m[pixelda.TEACHER].state_dict()["confident_shares"]
+    assert shares.sum().item() == pytest.approx(0.01) and shares.min() >= 0

@@ -27,6 +27,9 @@ CLASSIFIER = "classifier"
 SOURCE_JUDGE = "source_classifier"
 # --target-weight: the moving average of T that pseudo-labels target images
 TEACHER = "teacher"
+# --target-class-thresholds: the running shares' decay per step, and the lowest threshold
+SHARES_DECAY = 0.99
+MIN_CLASS_THRESHOLD = 0.5
 
 
 def uses_source_judge(cfg) -> bool:
@@ -63,6 +66,8 @@ def build(cfg, info) -> nn.ModuleDict:
         m[TEACHER] = AveragedModel(
             m["classifier"], multi_avg_fn=get_ema_multi_avg_fn(cfg.teacher_decay)
         ).requires_grad_(False)
+        if cfg.target_class_thresholds:  # class_thresholds' running shares, checkpointed
+            m[TEACHER].register_buffer("confident_shares", torch.zeros(info.num_outputs))
     return m
 
 
@@ -159,16 +164,34 @@ def random_channels(x: torch.Tensor) -> torch.Tensor:
 def self_training(teacher: nn.Module, x_tgt: torch.Tensor, student_logits, cfg) -> torch.Tensor:
     """Cross-entropy of the student's logits on (shifted) target images to the teacher's class
     on the plain images, over the images where the teacher's probability exceeds
-    --target-threshold, divided by the batch size (few confident images: a small loss); plus
-    --target-balance times class_balance of the student's predictions."""
+    --target-threshold (or, with --target-class-thresholds, its class's threshold), divided by
+    the batch size (few confident images: a small loss); plus --target-balance times
+    class_balance of the student's predictions."""
     with torch.no_grad(), eval_mode(teacher):
         probs = teacher(x_tgt).float().softmax(1)
     confidence, labels = probs.max(1)
+    threshold = cfg.target_threshold
+    if cfg.target_class_thresholds:
+        shares = teacher.confident_shares
+        threshold = class_thresholds(shares, confidence, labels, threshold)[labels]
     per_image = nn.functional.cross_entropy(student_logits.float(), labels, reduction="none")
-    pseudo = (per_image * (confidence > cfg.target_threshold)).mean()
+    pseudo = (per_image * (confidence > threshold)).mean()
     if cfg.target_balance == 0:
         return pseudo
     return pseudo + cfg.target_balance * class_balance(student_logits, cfg.target_balance_floor)
+
+
+def class_thresholds(shares, confidence, labels, threshold: float) -> torch.Tensor:
+    """FlexMatch's class-wise thresholds (Zhang et al. 2021), (K,): shares (K,), the running
+    share of the target images that the teacher labels each class with a probability above
+    threshold, is first updated in place with this batch's (confidence, labels (B,); decay
+    SHARES_DECAY per step); a class whose share is b times the largest then gets threshold *
+    b / (2 - b), never below MIN_CLASS_THRESHOLD. A class the teacher seldom labels
+    confidently (a hard one, or a rare one) so gets pseudo-labels at a lower confidence."""
+    confident = torch.bincount(labels[confidence > threshold], minlength=shares.numel())
+    shares.mul_(SHARES_DECAY).add_(confident.to(shares) / labels.numel(), alpha=1 - SHARES_DECAY)
+    b = shares / shares.max().clamp(min=1e-8)
+    return (threshold * b / (2 - b)).clamp(min=min(MIN_CLASS_THRESHOLD, threshold))
 
 
 def class_balance(logits: torch.Tensor, floor: float = 1.0) -> torch.Tensor:
