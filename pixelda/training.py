@@ -75,7 +75,10 @@ def config_from_overrides(overrides: dict) -> tuple[TrainConfig, dict | None]:
     rundir = RunDir(overrides["out"])
     rundir.check(resume=True, overwrite=False)
     ckpt = checkpoint.load(rundir.ckpt)
-    stored = {k: v for k, v in ckpt["config"].items() if k in TrainConfig.__dataclass_fields__}
+    # An option the checkpoint lacks came after the run's pixelda: it keeps its off default
+    # rather than the preset's, so the run resumes as it was started.
+    fields = TrainConfig.__dataclass_fields__
+    stored = {k: ckpt["config"].get(k, f.default) for k, f in fields.items() if f.init}
     for key, value in overrides.items():
         if key not in RESUMABLE and key in stored and stored[key] != value:
             flag = "--" + key.replace("_", "-")

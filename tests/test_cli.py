@@ -3,9 +3,10 @@
 import dataclasses
 
 import pytest
+import torch
 from PIL import Image
 
-from pixelda import cli
+from pixelda import checkpoint, cli
 from pixelda.config import PRESETS, TrainConfig, resolve
 from pixelda.flags import build_parser
 
@@ -32,6 +33,8 @@ def test_preset_then_flags_override_defaults():
     parser = build_parser(TrainConfig, prog="t", description="d", presets=PRESETS)
     assert resolve({}).target_recolour
     assert not resolve(vars(parser.parse_args(["--no-target-recolour"]))).target_recolour
+    no_thresholds = parser.parse_args(["--no-target-class-thresholds"])
+    assert not resolve(vars(no_thresholds)).target_class_thresholds
 
 
 def _bad(argv, tmp_path, capsys, expected: str):
@@ -124,6 +127,20 @@ def test_resume_refuses_changed_model_flags(tmp_path, tiny_args, capsys):
     with pytest.raises(SystemExit) as e:
         cli.train_main(["--out", str(tmp_path / "run"), "--resume", "--g-width", "16"])
     assert e.value.code == 2 and "--g-width" in capsys.readouterr().err
+
+
+def test_resume_keeps_an_option_newer_than_the_run_off(tmp_path, tiny_args):
+    # A checkpoint written before --target-class-thresholds existed: no option, no buffer.
+    cli.train_main(tiny_args)
+    path = tmp_path / "run" / "ckpt.pt"
+    ckpt = checkpoint.load(path)
+    del ckpt["config"]["target_class_thresholds"]
+    del ckpt["models"]["teacher"]["confident_shares"]
+    torch.save(ckpt, path)
+    cli.train_main(["--out", str(tmp_path / "run"), "--resume", "--steps", "6", "--no-progress"])
+    resumed = checkpoint.load(path)
+    assert resumed["step"] == 6 and resumed["config"]["target_class_thresholds"] is False
+    assert "confident_shares" not in resumed["models"]["teacher"]
 
 
 def test_evaluate_scores_a_checkpoint(tmp_path, tiny_args, capsys):

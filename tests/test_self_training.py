@@ -33,17 +33,19 @@ def test_self_training_loss_matches_hand_computed_value():
     student = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
     # Only image 1 counts: -log softmax([1, 0])[0] = log(1 + e^-1); divided by the batch (2).
     expected = math.log(1 + math.exp(-1)) / 2
-    cfg = resolve({"target_threshold": 0.9, "target_balance": 0.0})
+    plain = {"target_balance": 0.0, "target_class_thresholds": False}  # one threshold
+    cfg = resolve({"target_threshold": 0.9, **plain})
     loss = pixelda.self_training(teacher, torch.zeros(2, 1, 4, 4), student, cfg)
     assert loss.item() == pytest.approx(expected)
     # No confident image: no loss.
-    cfg = resolve({"target_threshold": 0.999, "target_balance": 0.0})
+    cfg = resolve({"target_threshold": 0.999, **plain})
     assert pixelda.self_training(teacher, torch.zeros(2, 1, 4, 4), student, cfg).item() == 0
     # With the class balance: its weight times the shortfall of class 0, whose mean predicted
     # share is (sigmoid(1) + sigmoid(-3)) / 2 ~ 0.39, below 1/2 (floor 1) but not 1/4 (floor 0.5).
     share = (1 / (1 + math.exp(-1)) + 1 / (1 + math.exp(3))) / 2
     for floor, expected in ((1.0, 2 * (0.5 - share)), (0.5, 0.0)):
-        flags = {"target_threshold": 0.999, "target_balance": 2.0, "target_balance_floor": floor}
+        flags = {**plain, "target_threshold": 0.999, "target_balance": 2.0}
+        flags["target_balance_floor"] = floor
         loss = pixelda.self_training(teacher, torch.zeros(2, 1, 4, 4), student, resolve(flags))
         assert loss.item() == pytest.approx(expected, abs=1e-6)
 
@@ -126,7 +128,8 @@ def test_target_images_reach_the_classifier_only_with_self_training():
 def test_paper_preset_builds_no_teacher():
     cfg = resolve({"preset": "paper"})
     assert cfg.target_weight == 0 and not cfg.target_recolour
-    assert resolve({}).target_recolour  # the fast preset's
+    assert not cfg.target_class_thresholds
+    assert resolve({}).target_recolour and resolve({}).target_class_thresholds  # the fast preset's
     info = DataInfo(channels=1, image_size=16, num_outputs=10, classes=None)
     assert pixelda.TEACHER not in pixelda.build(cfg, info)
 
@@ -206,7 +209,7 @@ def test_class_thresholds_let_in_a_seldom_confident_class_below_the_threshold():
     teacher = FixedLogits(torch.tensor([[5.0, 0.0], [0.0, math.log(7 / 3)]]))
     teacher.register_buffer("confident_shares", torch.tensor([0.5, 0.0]))
     student, x = torch.zeros(2, 2), torch.zeros(2, 1, 4, 4)
-    flags = {"target_threshold": 0.9, "target_balance": 0.0}
+    flags = {"target_threshold": 0.9, "target_balance": 0.0, "target_class_thresholds": False}
     alone = pixelda.self_training(teacher, x, student, resolve(flags))
     assert alone.item() == pytest.approx(math.log(2) / 2)  # image 1 only
     flags["target_class_thresholds"] = True  # class 1's threshold falls to the floor, 0.5
@@ -216,7 +219,7 @@ def test_class_thresholds_let_in_a_seldom_confident_class_below_the_threshold():
 
 
 def test_class_thresholds_shares_are_the_teachers_state_and_move_in_the_d_step():
-    _, plain, _, _ = tiny_pixelda(target_weight=1.0)
+    _, plain, _, _ = tiny_pixelda(target_weight=1.0, target_class_thresholds=False)
     assert "confident_shares" not in plain[pixelda.TEACHER].state_dict()
     cfg, m, opts, batch = tiny_pixelda(
         target_weight=1.0, target_class_thresholds=True, target_threshold=0.0
