@@ -48,10 +48,6 @@ PRESETS: dict[str, dict] = {
         # methods.md): MNIST-M 88.0% -> 89.1% (seeds 0-3, each better; 88.5% reordering only);
         # negating one-channel images too cost USPS 94.9/95.5% -> 94.7/93.2%, so they stay.
         "target_recolour": True,
-        # ... and a class the teacher seldom labels confidently gets a lower threshold
-        # (FlexMatch). Same screen, seeds 0-3: USPS 94.4% -> 95.3% (each seed better, the worst
-        # 92.9% -> 94.4%), MNIST-M 89.1% -> 89.7% (on another CPU).
-        "target_class_thresholds": True,
     },
     "paper": {},
 }

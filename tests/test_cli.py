@@ -33,8 +33,6 @@ def test_preset_then_flags_override_defaults():
     parser = build_parser(TrainConfig, prog="t", description="d", presets=PRESETS)
     assert resolve({}).target_recolour
     assert not resolve(vars(parser.parse_args(["--no-target-recolour"]))).target_recolour
-    no_thresholds = parser.parse_args(["--no-target-class-thresholds"])
-    assert not resolve(vars(no_thresholds)).target_class_thresholds
 
 
 def _bad(argv, tmp_path, capsys, expected: str):
@@ -129,8 +127,10 @@ def test_resume_refuses_changed_model_flags(tmp_path, tiny_args, capsys):
     assert e.value.code == 2 and "--g-width" in capsys.readouterr().err
 
 
-def test_resume_keeps_an_option_newer_than_the_run_off(tmp_path, tiny_args):
-    # A checkpoint written before --target-class-thresholds existed: no option, no buffer.
+def test_resume_keeps_an_option_newer_than_the_run_off(tmp_path, tiny_args, monkeypatch):
+    # A checkpoint written before --target-class-thresholds existed (no option, no buffer),
+    # resumed by a pixelda whose preset turns it on.
+    monkeypatch.setitem(PRESETS["fast"], "target_class_thresholds", True)
     cli.train_main(tiny_args)
     path = tmp_path / "run" / "ckpt.pt"
     ckpt = checkpoint.load(path)
