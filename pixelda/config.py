@@ -267,8 +267,8 @@ class TrainConfig:
     )
     target_class_thresholds: bool = option(
         False,
-        "self-training: each class's threshold is --target-threshold lowered by how rarely the "
-        "teacher labels that class confidently, against its most often labeled class (FlexMatch)",
+        "self-training: a class the teacher labels confidently less often than its most often "
+        "labeled class gets a lower confidence threshold, down to 0.5 (FlexMatch)",
     )
     # Baselines
     dann_weight: float = option(
