@@ -228,3 +228,14 @@ def test_class_thresholds_shares_are_the_teachers_state_and_move_in_the_d_step()
     # Threshold 0: every target image is confident, so the shares grow by 0.01 in all.
     shares = m[pixelda.TEACHER].state_dict()["confident_shares"]
     assert shares.sum().item() == pytest.approx(0.01) and shares.min() >= 0
+
+
+def test_class_thresholds_count_every_ranks_images(monkeypatch):
+    # Under torchrun the shares move with the counts summed over the ranks: here a second rank
+    # whose two images the teacher labels 1 confidently.
+    other_rank = torch.tensor([0.0, 2.0, 2.0])  # its confident counts per class, its batch size
+    monkeypatch.setattr(pixelda.distributed, "sum_all", lambda v: v.double() + other_rank)
+    shares = torch.zeros(2)
+    pixelda.class_thresholds(shares, torch.tensor([0.95, 0.5]), torch.tensor([0, 1]), 0.9)
+    # Over both ranks' 4 images: one confident 0 and two confident 1s.
+    assert shares.tolist() == pytest.approx([0.01 * 1 / 4, 0.01 * 2 / 4])

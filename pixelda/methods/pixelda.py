@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .. import losses
+from .. import distributed, losses
 from ..helpers import (
     adam,
     eval_mode,
@@ -184,12 +184,16 @@ def self_training(teacher: nn.Module, x_tgt: torch.Tensor, student_logits, cfg) 
 def class_thresholds(shares, confidence, labels, threshold: float) -> torch.Tensor:
     """FlexMatch's class-wise thresholds (Zhang et al. 2021), (K,): shares (K,), the running
     share of the target images that the teacher labels each class with a probability above
-    threshold, is first updated in place with this batch's (confidence, labels (B,); decay
-    SHARES_DECAY per step); a class whose share is b times the largest then gets threshold *
-    b / (2 - b), never below MIN_CLASS_THRESHOLD. A class the teacher seldom labels
-    confidently (a hard one, or a rare one) so gets pseudo-labels at a lower confidence."""
+    threshold, is first updated in place with this batch's (confidence, labels (B,); under
+    torchrun, every rank's batch; decay SHARES_DECAY per step); a class whose share is b times
+    the largest then gets threshold * b / (2 - b), never below MIN_CLASS_THRESHOLD. A class the
+    teacher seldom labels confidently (a hard one, or a rare one) so gets pseudo-labels at a
+    lower confidence."""
     confident = torch.bincount(labels[confidence > threshold], minlength=shares.numel())
-    shares.mul_(SHARES_DECAY).add_(confident.to(shares) / labels.numel(), alpha=1 - SHARES_DECAY)
+    # Under torchrun, the counts over every rank's images: each rank keeps the same shares.
+    counts = distributed.sum_all(torch.cat([confident, confident.new_tensor([labels.numel()])]))
+    counts = counts.to(shares)
+    shares.mul_(SHARES_DECAY).add_(counts[:-1] / counts[-1], alpha=1 - SHARES_DECAY)
     b = shares / shares.max().clamp(min=1e-8)
     return (threshold * b / (2 - b)).clamp(min=min(MIN_CLASS_THRESHOLD, threshold))
 
