@@ -256,6 +256,11 @@ class TrainConfig:
         "the batch falls below this fraction of the even share 1/K (1: pushes towards an even "
         "spread; 0.5: a class may fall to half its even share unpenalized)",
     )
+    target_balance_decay: float = option(
+        0.0,
+        "self-training: the class balance compares a running mean of T's predicted shares (this "
+        "decay per step) with the floor, instead of the one batch's mean (0: the batch's)",
+    )
     teacher_decay: float = option(
         0.99, "self-training: decay of the teacher's moving average of T's weights, per step"
     )

@@ -82,6 +82,54 @@ def test_class_balance_gradient_raises_only_the_short_class():
     assert logits.grad[0, 2] < 0 and (logits.grad[0, :2] > 0).all()
 
 
+def test_running_class_balance_hinges_on_the_running_share_with_the_batchs_gradient():
+    # Running shares (0.4, 0.4, 0.2), decay 0.9, a batch whose mean is (0.6, 0.35, 0.05):
+    # the shares move to 0.9 * running + 0.1 * mean = (0.42, 0.395, 0.185).
+    running = torch.tensor([0.4, 0.4, 0.2])
+    logits = torch.tensor([[0.6, 0.35, 0.05]]).log().requires_grad_()
+    loss = pixelda.class_balance(logits, 0.5, running=running, decay=0.9)
+    assert running.tolist() == pytest.approx([0.42, 0.395, 0.185])
+    # Class 2's running share is not short of 1/6, unlike the batch's: no loss, no gradient.
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+    loss.backward()
+    assert logits.grad.abs().max() == 0
+    # Running shares with class 2 at 0.02: it is short, and the loss's value is its running
+    # shortfall, (1/6 - 0.9 * 0.02 - 0.1 * 0.05) / 0.5, with the batch version's gradient.
+    running = torch.tensor([0.49, 0.49, 0.02])
+    logits.grad = None
+    loss = pixelda.class_balance(logits, 0.5, running=running, decay=0.9)
+    assert loss.item() == pytest.approx((1 / 6 - 0.9 * 0.02 - 0.1 * 0.05) / 0.5)
+    loss.backward()
+    batch = logits.detach().clone().requires_grad_()
+    pixelda.class_balance(batch, 0.5).backward()
+    torch.testing.assert_close(logits.grad, batch.grad)
+
+
+def test_running_class_balance_counts_every_ranks_images(monkeypatch):
+    # A second rank of 3 images whose mean prediction is (1, 0): its sums are (3, 0) over 3.
+    other_rank = torch.tensor([3.0, 0.0, 3.0])
+    monkeypatch.setattr(pixelda.distributed, "sum_all", lambda v: v.double() + other_rank)
+    running = torch.tensor([0.5, 0.5])
+    logits = torch.tensor([[-50.0, 50.0]])  # this rank: one image, sure of class 1
+    pixelda.class_balance(logits, 0.5, running=running, decay=0.5)
+    # Over both ranks' 4 images the mean is (3/4, 1/4).
+    assert running.tolist() == pytest.approx([0.5 * 0.5 + 0.5 * 0.75, 0.5 * 0.5 + 0.5 * 0.25])
+
+
+def test_running_class_balance_shares_are_the_teachers_state_and_move_in_the_d_step():
+    _, plain, _, _ = tiny_pixelda(target_weight=1.0, target_balance=1.0)
+    assert "predicted_shares" not in plain[pixelda.TEACHER].state_dict()
+    cfg, m, opts, batch = tiny_pixelda(
+        target_weight=1.0, target_balance=1.0, target_balance_decay=0.9
+    )
+    shares = m[pixelda.TEACHER].state_dict()["predicted_shares"]
+    assert shares.tolist() == pytest.approx([0.1] * 10)
+    pixelda.d_step(m, opts, batch, torch.zeros(4, 1, 16, 16), cfg)
+    shares = m[pixelda.TEACHER].state_dict()["predicted_shares"]
+    # Still a distribution, and moved towards the student's predictions.
+    assert shares.sum().item() == pytest.approx(1.0) and shares.tolist() != [0.1] * 10
+
+
 def test_random_shift_scale_keeps_the_shape_and_a_constant_image():
     torch.manual_seed(0)
     x = torch.full((8, 3, 16, 16), 0.25)
@@ -150,6 +198,8 @@ def test_regression_runs_get_no_teacher():
         ("target_balance", -1.0),
         ("target_balance_floor", 0.0),
         ("target_balance_floor", 1.5),
+        ("target_balance_decay", 1.0),
+        ("target_balance_decay", -0.1),
     ],
 )
 def test_bad_self_training_flags_name_the_flag(flag, value):

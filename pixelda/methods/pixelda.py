@@ -68,6 +68,10 @@ def build(cfg, info) -> nn.ModuleDict:
         ).requires_grad_(False)
         if cfg.target_class_thresholds:  # class_thresholds' running shares, checkpointed
             m[TEACHER].register_buffer("confident_shares", torch.zeros(info.num_outputs))
+        if cfg.target_balance > 0 and cfg.target_balance_decay > 0:
+            # class_balance's running shares, checkpointed; they start at the even share.
+            k = info.num_outputs
+            m[TEACHER].register_buffer("predicted_shares", torch.full((k,), 1 / k))
     return m
 
 
@@ -178,7 +182,11 @@ def self_training(teacher: nn.Module, x_tgt: torch.Tensor, student_logits, cfg) 
     pseudo = (per_image * (confidence > threshold)).mean()
     if cfg.target_balance == 0:
         return pseudo
-    return pseudo + cfg.target_balance * class_balance(student_logits, cfg.target_balance_floor)
+    running = getattr(teacher, "predicted_shares", None)
+    balance = class_balance(
+        student_logits, cfg.target_balance_floor, running=running, decay=cfg.target_balance_decay
+    )
+    return pseudo + cfg.target_balance * balance
 
 
 def class_thresholds(shares, confidence, labels, threshold: float) -> torch.Tensor:
@@ -198,14 +206,26 @@ def class_thresholds(shares, confidence, labels, threshold: float) -> torch.Tens
     return (threshold * b / (2 - b)).clamp(min=min(MIN_CLASS_THRESHOLD, threshold))
 
 
-def class_balance(logits: torch.Tensor, floor: float = 1.0) -> torch.Tensor:
+def class_balance(
+    logits: torch.Tensor, floor: float = 1.0, *, running=None, decay: float = 0.0
+) -> torch.Tensor:
     """How far the batch's mean predicted distribution over K classes (logits (B, K) -> ())
     falls short of floor / K on each class, summed and divided by floor: 0 when every class
     gets at least that share, (K - 1) / K when all are one class. floor 1 pushes towards an
     even spread; a smaller floor leaves a target whose classes are not equally frequent (USPS
     has twice as many 0s as 9s) alone and only keeps self-training from dropping a class
-    (French et al. 2018's class balance, SHOT's diversity term, as a hinge)."""
+    (French et al. 2018's class balance, SHOT's diversity term, as a hinge).
+
+    With running (K,), the shares' running mean (--target-balance-decay), it is first moved in
+    place towards this batch's mean (under torchrun, every rank's), and the hinge is taken on it:
+    a class is short when its share over the last ~1 / (1 - decay) batches is, not when one batch
+    of a rare class happens to hold few of it. The gradient is still the batch mean's."""
     mean = logits.float().softmax(1).mean(0)
+    if running is not None:
+        n = logits.new_tensor([logits.size(0)], dtype=torch.float32)
+        total = distributed.sum_all(torch.cat([mean.detach() * n, n]))
+        running.mul_(decay).add_((total[:-1] / total[-1]).to(running), alpha=1 - decay)
+        mean = running + (mean - mean.detach())  # the running value, the batch's gradient
     shortfall = (floor / logits.size(1) - mean).clamp(min=0)
     return shortfall.sum() / floor
 
