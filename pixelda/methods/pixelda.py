@@ -198,12 +198,18 @@ def class_thresholds(shares, confidence, labels, threshold: float) -> torch.Tens
     teacher seldom labels confidently (a hard one, or a rare one) so gets pseudo-labels at a
     lower confidence."""
     confident = torch.bincount(labels[confidence > threshold], minlength=shares.numel())
-    # Under torchrun, the counts over every rank's images: each rank keeps the same shares.
-    counts = distributed.sum_all(torch.cat([confident, confident.new_tensor([labels.numel()])]))
-    counts = counts.to(shares)
-    shares.mul_(SHARES_DECAY).add_(counts[:-1] / counts[-1], alpha=1 - SHARES_DECAY)
+    move_shares(shares, confident, labels.numel(), SHARES_DECAY)
     b = shares / shares.max().clamp(min=1e-8)
     return (threshold * b / (2 - b)).clamp(min=min(MIN_CLASS_THRESHOLD, threshold))
+
+
+def move_shares(shares: torch.Tensor, counts: torch.Tensor, n: int, decay: float) -> None:
+    """shares (K,) moved in place towards counts (K,) / n, a batch's per-class counts (or sums
+    of probabilities) over its n images: shares = decay * shares + (1 - decay) * counts / n.
+    Under torchrun counts and n are first summed over every rank, so each rank keeps the same
+    shares."""
+    total = distributed.sum_all(torch.cat([counts, counts.new_tensor([n])])).to(shares)
+    shares.mul_(decay).add_(total[:-1] / total[-1], alpha=1 - decay)
 
 
 def class_balance(
@@ -222,9 +228,7 @@ def class_balance(
     of a rare class happens to hold few of it. The gradient is still the batch mean's."""
     mean = logits.float().softmax(1).mean(0)
     if running is not None:
-        n = logits.new_tensor([logits.size(0)], dtype=torch.float32)
-        total = distributed.sum_all(torch.cat([mean.detach() * n, n]))
-        running.mul_(decay).add_((total[:-1] / total[-1]).to(running), alpha=1 - decay)
+        move_shares(running, mean.detach() * logits.size(0), logits.size(0), decay)
         mean = running + (mean - mean.detach())  # the running value, the batch's gradient
     shortfall = (floor / logits.size(1) - mean).clamp(min=0)
     return shortfall.sum() / floor
