@@ -205,6 +205,11 @@ class TrainConfig:
     lr_cycle_decay: float = option(
         0.5, "--lr-cycle-minutes: each cycle starts at this fraction of the previous one's lr"
     )
+    lr_hold: float = option(
+        0.0,
+        "--lr-schedule linear: keep --lr for this share of the budget (or of each cycle), then "
+        "decay linearly to 0 over the rest (0: decay from the start)",
+    )
     clip_grad_norm: float = option(5.0, "clip each update's global gradient norm (official 5.0)")
     # Loss weights: official README, MNIST-M flags
     domain_weight: float = option(0.135603587834, "weight of the discriminator's loss (D-step)")

@@ -83,6 +83,8 @@ def check_numbers(cfg) -> None:
             "--lr-cycle-minutes, --lr-cycle-decay: expected >= 0 and a number in (0, 1], got "
             f"{cfg.lr_cycle_minutes}, {cfg.lr_cycle_decay}"
         )
+    if not 0.0 <= cfg.lr_hold < 1.0:
+        raise UserError(f"--lr-hold: expected a share of the budget in [0, 1), got {cfg.lr_hold}")
     if not 0.0 <= cfg.beta1 < 1.0:
         raise UserError(f"--beta1: expected a number in [0, 1), got {cfg.beta1}")
     if cfg.d_noise < 0:

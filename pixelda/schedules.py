@@ -24,12 +24,15 @@ def learning_rate(cfg, step: int, progress: float) -> float:
     """--lr-schedule step: staircase exponential decay, lr * lr_decay ** (step // lr_decay_steps)
     (official code); linear: lr * (1 - progress), down to 0 when the budget is spent, or, in n
     cycles (lr_cycles), down to 0 at the end of each, cycle k (from 0) starting at
-    lr * lr_cycle_decay ** k (warm restarts, Loshchilov & Hutter 2017); annealed:
+    lr * lr_cycle_decay ** k (warm restarts, Loshchilov & Hutter 2017), each held at its
+    starting lr for the first lr_hold of it (warmup-stable-decay without the warm-up, Hu et al.
+    2024); annealed:
     lr / (1 + 10 p)^0.75 (Ganin & Lempitsky 2015: mu_p = mu_0 / (1 + alpha p)^beta)."""
     if cfg.lr_schedule == "linear":
         n = lr_cycles(cfg)
         cycle = min(math.floor(progress * n), n - 1)
-        return cfg.lr * cfg.lr_cycle_decay**cycle * (1.0 - (progress * n - cycle))
+        left = 1.0 - (progress * n - cycle)  # of this cycle, 1 -> 0
+        return cfg.lr * cfg.lr_cycle_decay**cycle * min(1.0, left / (1.0 - cfg.lr_hold))
     if cfg.lr_schedule == "annealed":
         return cfg.lr / (1.0 + 10.0 * progress) ** 0.75
     return cfg.lr * cfg.lr_decay ** (step // cfg.lr_decay_steps)

@@ -49,6 +49,30 @@ def test_cycles_leave_short_and_step_budgets_to_the_plain_linear_decay():
             assert learning_rate(cfg, 0, p) == pytest.approx(2e-3 * (1 - p))
 
 
+def test_linear_schedule_holds_the_learning_rate_then_decays_over_the_rest():
+    cfg = resolve({"preset": "fast", "lr_hold": 0.6})
+    for p in (0.0, 0.3, 0.6):
+        assert learning_rate(cfg, 0, p) == pytest.approx(2e-3)
+    # the last 0.4 of the budget falls from 2e-3 to 0: 3/4 of the way at 0.9
+    assert learning_rate(cfg, 0, 0.7) == pytest.approx(1.5e-3)
+    assert learning_rate(cfg, 0, 0.9) == pytest.approx(5e-4)
+    assert learning_rate(cfg, 0, 1.0) == 0.0
+    # in cycles, each cycle holds its own starting lr: 2 cycles of 30 minutes, the second at lr/2
+    cycled = resolve(
+        {"preset": "fast", "lr_hold": 0.5, "max_minutes": 60.0, "lr_cycle_minutes": 30.0}
+    )
+    assert learning_rate(cycled, 0, 0.2) == pytest.approx(2e-3)
+    assert learning_rate(cycled, 0, 0.375) == pytest.approx(1e-3)
+    assert learning_rate(cycled, 0, 0.7) == pytest.approx(1e-3)
+    assert learning_rate(cycled, 0, 0.875) == pytest.approx(5e-4)
+
+
+@pytest.mark.parametrize("hold", [-0.1, 1.0])
+def test_a_hold_outside_the_budget_is_refused(hold):
+    with pytest.raises(UserError, match="--lr-hold"):
+        resolve({"lr_hold": hold})
+
+
 @pytest.mark.parametrize(
     "flag", [{"lr_cycle_minutes": -1.0}, {"lr_cycle_decay": 0.0}, {"lr_cycle_decay": 1.5}]
 )
