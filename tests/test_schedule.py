@@ -20,7 +20,7 @@ def test_step_schedule_is_the_official_staircase():
 
 
 def test_linear_schedule_falls_to_zero_over_the_budget():
-    cfg = resolve({"preset": "fast", "steps": 1000})
+    cfg = resolve({"preset": "fast", "steps": 1000, "lr_hold": 0.0})
     assert cfg.lr_schedule == "linear" and cfg.lr == 2e-3
     assert learning_rate(cfg, 0, run_progress(cfg, 0, 0.0)) == pytest.approx(2e-3)
     assert learning_rate(cfg, 250, run_progress(cfg, 250, 1e6)) == pytest.approx(1.5e-3)
@@ -28,7 +28,9 @@ def test_linear_schedule_falls_to_zero_over_the_budget():
 
 
 def test_linear_schedule_restarts_in_cycles_on_a_long_time_budget():
-    cfg = resolve({"preset": "fast", "max_minutes": 120.0, "lr_cycle_minutes": 30.0})
+    cfg = resolve(
+        {"preset": "fast", "max_minutes": 120.0, "lr_cycle_minutes": 30.0, "lr_hold": 0.0}
+    )
     assert lr_cycles(cfg) == 4 and cfg.lr_cycle_decay == 0.5
     # progress 0.1 is 0.4 of the first cycle; 0.3 is 0.2 of the second, which starts at lr / 2
     assert learning_rate(cfg, 0, 0.1) == pytest.approx(2e-3 * 0.6)
@@ -42,7 +44,13 @@ def test_linear_schedule_restarts_in_cycles_on_a_long_time_budget():
 def test_cycles_leave_short_and_step_budgets_to_the_plain_linear_decay():
     for overrides in ({"max_minutes": 30.0}, {"max_minutes": 0.0}, {"lr_cycle_minutes": 0.0}):
         cfg = resolve(
-            {"preset": "fast", "max_minutes": 120.0, "lr_cycle_minutes": 30.0, **overrides}
+            {
+                "preset": "fast",
+                "max_minutes": 120.0,
+                "lr_cycle_minutes": 30.0,
+                "lr_hold": 0.0,
+                **overrides,
+            }
         )
         assert lr_cycles(cfg) == 1
         for p in (0.0, 0.3, 0.9):
@@ -65,6 +73,14 @@ def test_linear_schedule_holds_the_learning_rate_then_decays_over_the_rest():
     assert learning_rate(cycled, 0, 0.375) == pytest.approx(1e-3)
     assert learning_rate(cycled, 0, 0.7) == pytest.approx(1e-3)
     assert learning_rate(cycled, 0, 0.875) == pytest.approx(5e-4)
+
+
+def test_the_fast_preset_holds_pixeldas_learning_rate_but_not_the_baselines():
+    assert resolve({"preset": "fast"}).lr_hold == 0.7
+    assert resolve({"preset": "paper"}).lr_hold == 0.0  # the paper's staircase, untouched
+    for method in ("source-only", "target-only", "dann"):
+        assert resolve({"preset": "fast", "method": method}).lr_hold == 0.0
+    assert resolve({"preset": "fast", "lr_hold": 0.2}).lr_hold == 0.2  # the user's flag wins
 
 
 @pytest.mark.parametrize("hold", [-0.1, 1.0])
@@ -97,8 +113,12 @@ def test_cgan_keeps_a_constant_learning_rate_under_the_fast_preset():
     assert learning_rate(cfg, 3999, 0.99) == pytest.approx(2e-4)
 
 
-def test_a_run_logs_the_learning_rate_it_used(tmp_path, tiny_args):
-    cli.train_main([*tiny_args, "--steps", "4", "--log-every", "1", "--lr", "0.004"])
+@pytest.mark.parametrize(
+    "hold,expected", [("0", [0.004, 0.003, 0.002, 0.001]), ("0.5", [0.004, 0.004, 0.004, 0.002])]
+)
+def test_a_run_logs_the_learning_rate_it_used(tmp_path, tiny_args, hold, expected):
+    args = ["--steps", "4", "--log-every", "1", "--lr", "0.004", "--lr-hold", hold]
+    cli.train_main([*tiny_args, *args])
     records = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     lrs = [r["lr"] for r in map(json.loads, records) if r["kind"] == "train"]
-    assert lrs == pytest.approx([0.004, 0.003, 0.002, 0.001])
+    assert lrs == pytest.approx(expected)
