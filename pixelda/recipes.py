@@ -87,9 +87,9 @@ METHOD_DEFAULTS: dict[str, dict] = {
 
 METHOD_PRESETS: dict[tuple[str, str], dict] = {
     # Beyond the paper: the fast preset's linear decay keeps lr for the first 70% of the budget
-    # (docs/methods.md, A learning rate held). Budgeted runs, validation, 2-core AMD EPYC, seeds
-    # 0 and 1 (USPS 10 minutes: 0-3), against one decay from the first step on the same kind of
-    # CPU: USPS 10 minutes 94.7 +- 1.1 % (93.5 +- 0.7 %), 30 minutes 96.9 +- 1.2 %
+    # (docs/methods.md, "A learning rate held, then decayed"). Budgeted runs, validation, 2-core
+    # AMD EPYC, seeds 0 and 1 (USPS 10 minutes: 0-3), against one decay from the first step on
+    # the same kind of CPU: USPS 10 minutes 94.7 +- 1.1 % (93.5 +- 0.7 %), 30 minutes 96.9 +- 1.2 %
     # (97.1 +- 0.3 %); MNIST-M 10 minutes 89.3 +- 1.2 % (87.5 +- 0.1 %), 30 minutes
     # 93.6 +- 0.4 % (92.6 +- 0.3 %).
     # PixelDA's only: the baselines' figures are the plain decay's.
