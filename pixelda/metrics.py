@@ -9,10 +9,24 @@ from .data import ImageSet, to_float
 from .helpers import eval_mode
 
 
+# Images per forward pass when scoring: on a CPU a batch whose feature maps stay in the caches
+# (a 1,000-image batch was ~1.6x slower per image for the 32x32 task network, 1 thread; python
+# benchmarks/eval_speed.py), on an accelerator a large one.
+CPU_EVAL_BATCH = 128
+ACCELERATOR_EVAL_BATCH = 1000
+
+
+def eval_batch(device) -> int:
+    """Images per forward pass for scoring on `device`."""
+    return CPU_EVAL_BATCH if torch.device(device).type == "cpu" else ACCELERATOR_EVAL_BATCH
+
+
 @torch.inference_mode()
-def predict(model: nn.Module, images: torch.Tensor, *, device, batch_size: int = 1000):
-    """Model outputs for uint8 (N, C, H, W) images, in batches, in eval mode -> (N, K) on CPU."""
+def predict(model: nn.Module, images: torch.Tensor, *, device, batch_size: int | None = None):
+    """Model outputs for uint8 (N, C, H, W) images, in batches (of eval_batch(device) unless
+    given), in eval mode -> (N, K) on CPU."""
     device = next(model.parameters()).device if device is None else device
+    batch_size = batch_size or eval_batch(device)
     with eval_mode(model):
         outs = [model(to_float(part.to(device))).float().cpu() for part in images.split(batch_size)]
     return torch.cat(outs)
@@ -54,15 +68,15 @@ def class_accuracy(predicted: torch.Tensor, labels: torch.Tensor, classes) -> di
     return {c: hits[i].item() / total[i].item() for i, c in enumerate(classes) if total[i]}
 
 
-def held_out(model: nn.Module, data) -> dict:
-    """`model` on the target's validation split, and on the target and source test splits
-    where they exist (a run's RunData): {"target_val_acc", "target_test_acc", "source_test_acc"}
-    (or *_rmse, *_rmse_per_output for regression)."""
+def held_out(model: nn.Module, data, *, source: bool = True) -> dict:
+    """`model` on the target's validation split, and on the target and (with `source`) source
+    test splits where they exist (a run's RunData): {"target_val_acc", "target_test_acc",
+    "source_test_acc"} (or *_rmse, *_rmse_per_output for regression)."""
     out = {}
     splits = (
         ("target_val", data.target_val),
         ("target_test", data.target_test),
-        ("source_test", data.source_test),
+        ("source_test", data.source_test if source else None),
     )
     for prefix, split in splits:
         if split is not None and split.labels is not None:

@@ -14,6 +14,7 @@ from torch import nn
 
 from .data import to_float
 from .helpers import eval_mode, predictor, uniform_noise
+from .metrics import eval_batch
 
 # Which way each validator points. Regression runs get dev and kid only: entropy, im, snd and
 # label_keeping need class probabilities.
@@ -34,7 +35,6 @@ DEV_L2 = 0.01  # ridge penalty of DEV's logistic domain classifier (standardized
 # nearly separable in the features the raw ratios span many orders of magnitude, and one image
 # decides the risk (a run logged -1.5e15 before this).
 DEV_MAX_WEIGHT = 20.0
-BATCH = 500
 
 
 KEEPING_FLOOR = 0.9  # label_keeping below this is flagged
@@ -277,10 +277,11 @@ def _outputs(classifier: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torc
 def _embed(classifier, images, device, generator=None, z=None):
     """(logits, features) on the CPU for uint8 images, in batches; through G first if given."""
     logits, feats = [], []
-    for i, part in enumerate(images.split(BATCH)):
+    batch = eval_batch(device)
+    for i, part in enumerate(images.split(batch)):
         x = to_float(part.to(device))
         if generator is not None:
-            x = generator(x, z[i * BATCH : i * BATCH + len(part)].to(device))
+            x = generator(x, z[i * batch : i * batch + len(part)].to(device))
         out, hidden = _outputs(classifier, x)
         logits.append(out.float().cpu())
         feats.append(hidden.float().cpu())

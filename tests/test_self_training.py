@@ -4,12 +4,14 @@ that learns from unlabeled target images."""
 import dataclasses
 import itertools
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
 from pixelda.config import resolve
+from pixelda.data import ImageSet
 from pixelda.errors import UserError
 from pixelda.methods import DataInfo, pixelda
 
@@ -289,3 +291,13 @@ def test_class_thresholds_count_every_ranks_images(monkeypatch):
     pixelda.class_thresholds(shares, torch.tensor([0.95, 0.5]), torch.tensor([0, 1]), 0.9)
     # Over both ranks' 4 images: one confident 0 and two confident 1s.
     assert shares.tolist() == pytest.approx([0.01 * 1 / 4, 0.01 * 2 / 4])
+
+
+def test_evaluation_scores_the_student_on_the_target_splits_only():
+    _, m, _, _ = tiny_pixelda(target_weight=1.0)
+    images = torch.zeros(6, 1, 16, 16, dtype=torch.uint8)
+    labeled = [ImageSet(images, torch.arange(6), name) for name in ("val", "test")]
+    data = SimpleNamespace(target_val=labeled[0], target_test=None, source_test=labeled[1])
+    scores = pixelda.evaluate(m, data)
+    assert {"target_val_acc", "source_test_acc", "student_target_val_acc"} <= scores.keys()
+    assert "student_source_test_acc" not in scores

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from pixelda import checkpoint, cli, runtime, speed
+from pixelda import checkpoint, cli, metrics, runtime, speed
 from pixelda.config import resolve
 from pixelda.errors import UserError
 
@@ -204,3 +204,13 @@ def test_hardware_names_the_gpu_a_run_computed_on(monkeypatch):
     assert cpu.endswith(" torch threads") and "NVIDIA" not in cpu
     assert runtime.hardware("cuda:0") == f"NVIDIA H200; {cpu}"
     assert runtime.hardware("mps") == f"Apple MPS; {cpu}"
+
+
+def test_scoring_batches_by_device_and_any_batch_gives_the_same_outputs():
+    assert metrics.eval_batch("cpu") == metrics.CPU_EVAL_BATCH
+    assert metrics.eval_batch(torch.device("cuda", 0)) == metrics.ACCELERATOR_EVAL_BATCH
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
+    images = torch.randint(0, 256, (300, 3, 4, 4), dtype=torch.uint8)  # 3 CPU batches
+    whole = metrics.predict(model, images, device="cpu", batch_size=len(images))
+    torch.testing.assert_close(metrics.predict(model, images, device="cpu"), whole)
