@@ -10,7 +10,7 @@ from .helpers import eval_mode
 
 
 # Images per forward pass when scoring: on a CPU a batch whose feature maps stay in the caches
-# (a 1,000-image batch was ~1.6x slower per image for the 32x32 task network, 1 thread; python
+# (a 1,000-image batch was ~1.5x slower per image for the 32x32 task network, 1 thread; python
 # benchmarks/eval_speed.py), on an accelerator a large one.
 CPU_EVAL_BATCH = 128
 ACCELERATOR_EVAL_BATCH = 1000
