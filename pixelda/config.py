@@ -230,6 +230,12 @@ class TrainConfig:
         "shape rather than style; or task, T itself",
         choices=CONSISTENCY_JUDGES,
     )
+    consistency_changed_factor: float = option(
+        1.0,
+        "semantic consistency: an adapted image whose class the judge reads as changed counts "
+        "this many times in the loss (1: every image alike, as in CyCADA), so that G is held "
+        "hard to the class and left freer with the style",
+    )
     adapted_zoom: float = option(
         1.0,
         "T in the D-step sees each adapted image zoomed in about its centre by a random factor "

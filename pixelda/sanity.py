@@ -50,6 +50,9 @@ def check(cfg) -> None:
 
 def check_beyond_paper(cfg) -> None:
     """The ranges of the flags beyond the papers."""
+    if cfg.consistency_changed_factor < 1:
+        value = cfg.consistency_changed_factor
+        raise UserError(f"--consistency-changed-factor: expected >= 1, got {value}")
     for name in ("consistency_weight", "target_weight", "target_balance"):
         if getattr(cfg, name) < 0:
             raise UserError(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(cfg, name)}")

@@ -8,6 +8,7 @@ import torch
 
 from pixelda import losses
 from pixelda.config import resolve
+from pixelda.errors import UserError
 from pixelda.helpers import uniform_noise
 from pixelda.methods import DataInfo, pixelda
 
@@ -21,6 +22,18 @@ def test_semantic_consistency_matches_hand_computed_value():
     # -log softmax: row 1 at class 0 is log 2; row 2 at class 1 is log(1 + e).
     expected = (math.log(2.0) + math.log(1.0 + math.e)) / 2
     assert losses.semantic_consistency(fake_logits, src_logits).item() == pytest.approx(expected)
+
+
+def test_changed_factor_weighs_only_the_images_whose_class_the_judge_reads_as_changed():
+    # Sources read as 0 and 1; the first adapted image is read as 1 (changed), the second as 1.
+    src_logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    fake_logits = torch.tensor([[0.0, 1.0], [0.0, 2.0]])
+    changed = math.log(1.0 + math.e)  # -log softmax([0, 1])[0]
+    kept = math.log(1.0 + math.exp(-2.0))  # -log softmax([0, 2])[1]
+    got = losses.semantic_consistency(fake_logits, src_logits, changed_factor=10.0)
+    assert got.item() == pytest.approx((10.0 * changed + kept) / 2)
+    plain = losses.semantic_consistency(fake_logits, src_logits)
+    assert plain.item() == pytest.approx((changed + kept) / 2)
 
 
 def test_semantic_consistency_sends_no_gradient_to_the_source_logits():
@@ -97,4 +110,11 @@ def test_random_colours_keep_the_range_and_a_contrast_of_at_least_half():
 def test_fast_preset_turns_on_the_recoloured_judge_and_the_paper_preset_does_not():
     fast, paper = resolve({}), resolve({"preset": "paper"})
     assert (fast.consistency_weight, fast.consistency_judge) == (0.1, "recoloured")
+    assert fast.consistency_changed_factor == 10.0
     assert (paper.consistency_weight, paper.adapted_zoom) == (0.0, 1.0)
+    assert paper.consistency_changed_factor == 1.0
+
+
+def test_a_changed_factor_below_one_names_the_flag():
+    with pytest.raises(UserError, match="--consistency-changed-factor"):
+        resolve({"consistency_changed_factor": 0.5})
