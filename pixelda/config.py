@@ -232,9 +232,16 @@ class TrainConfig:
     )
     consistency_changed_factor: float = option(
         1.0,
-        "semantic consistency: an adapted image whose class the judge reads as changed counts "
-        "this many times in the loss (1: every image alike, as in CyCADA), so that G is held "
-        "hard to the class and left freer with the style",
+        "semantic consistency: an adapted image that the judge reads as another class than its "
+        "source (with --consistency-changed-confidence) counts this many times in the loss "
+        "(1: every image alike, as in CyCADA), so that G is held hard to the class and left "
+        "free with the style",
+    )
+    consistency_changed_confidence: float = option(
+        0.0,
+        "--consistency-changed-factor: an image counts as changed only where the judge's "
+        "probability of the other class exceeds this (0: any other class): a digit G redrew, not "
+        "one whose new style leaves the judge unsure",
     )
     adapted_zoom: float = option(
         1.0,

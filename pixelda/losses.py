@@ -57,16 +57,21 @@ def domain_loss(src_logits: torch.Tensor, tgt_logits: torch.Tensor) -> torch.Ten
 
 
 def semantic_consistency(
-    fake_logits: torch.Tensor, src_logits: torch.Tensor, *, changed_factor: float = 1.0
+    fake_logits: torch.Tensor,
+    src_logits: torch.Tensor,
+    *,
+    changed_factor: float = 1.0,
+    changed_confidence: float = 0.0,
 ) -> torch.Tensor:
     """Semantic consistency (Hoffman et al. 2018, CyCADA Eq. 5): cross-entropy of a judge's
     logits on the adapted images (B, K) against the judge's own class on their sources, the
-    argmax of src_logits (B, K), which carries no gradient; averaged over the images, those whose
-    class the judge reads as changed (argmax of fake_logits another class) counted
+    argmax of src_logits (B, K), which carries no gradient; averaged over the images, those that
+    the judge reads as another class with a probability above changed_confidence counted
     changed_factor times."""
     classes = src_logits.detach().argmax(1)
     per_image = F.cross_entropy(fake_logits.float(), classes, reduction="none")
     if changed_factor == 1.0:
         return per_image.mean()
-    changed = fake_logits.detach().argmax(1) != classes
+    confidence, read = fake_logits.detach().float().softmax(1).max(1)
+    changed = (read != classes) & (confidence > changed_confidence)
     return (per_image * torch.where(changed, changed_factor, 1.0)).mean()

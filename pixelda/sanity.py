@@ -56,7 +56,8 @@ def check_beyond_paper(cfg) -> None:
     for name in ("consistency_weight", "target_weight", "target_balance"):
         if getattr(cfg, name) < 0:
             raise UserError(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(cfg, name)}")
-    for name in ("ema_decay", "teacher_decay", "target_threshold", "target_balance_decay"):
+    names = ("ema_decay", "teacher_decay", "target_threshold", "target_balance_decay")
+    for name in (*names, "consistency_changed_confidence"):
         if not 0.0 <= getattr(cfg, name) < 1.0:
             value = getattr(cfg, name)
             raise UserError(f"--{name.replace('_', '-')}: expected a number in [0, 1), got {value}")

@@ -36,6 +36,22 @@ def test_changed_factor_weighs_only_the_images_whose_class_the_judge_reads_as_ch
     assert plain.item() == pytest.approx((changed + kept) / 2)
 
 
+def test_changed_confidence_counts_only_the_images_the_judge_reads_as_another_class_surely():
+    # Both sources read as 0; both adapted images read as 1, the first with probability
+    # e / (1 + e) ~ 0.73, the second with e^3 / (1 + e^3) ~ 0.95.
+    src_logits = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    fake_logits = torch.tensor([[0.0, 1.0], [0.0, 3.0]])
+    unsure, sure = math.log(1.0 + math.e), math.log(1.0 + math.exp(3.0))
+    got = losses.semantic_consistency(
+        fake_logits, src_logits, changed_factor=10.0, changed_confidence=0.9
+    )
+    assert got.item() == pytest.approx((unsure + 10.0 * sure) / 2)
+    got = losses.semantic_consistency(
+        fake_logits, src_logits, changed_factor=10.0, changed_confidence=0.5
+    )
+    assert got.item() == pytest.approx(10.0 * (unsure + sure) / 2)
+
+
 def test_semantic_consistency_sends_no_gradient_to_the_source_logits():
     src_logits = torch.randn(4, 3, requires_grad=True)
     fake_logits = torch.randn(4, 3, requires_grad=True)
@@ -110,11 +126,19 @@ def test_random_colours_keep_the_range_and_a_contrast_of_at_least_half():
 def test_fast_preset_turns_on_the_recoloured_judge_and_the_paper_preset_does_not():
     fast, paper = resolve({}), resolve({"preset": "paper"})
     assert (fast.consistency_weight, fast.consistency_judge) == (0.1, "recoloured")
-    assert fast.consistency_changed_factor == 10.0
+    assert (fast.consistency_changed_factor, fast.consistency_changed_confidence) == (10.0, 0.9)
     assert (paper.consistency_weight, paper.adapted_zoom) == (0.0, 1.0)
     assert paper.consistency_changed_factor == 1.0
 
 
-def test_a_changed_factor_below_one_names_the_flag():
-    with pytest.raises(UserError, match="--consistency-changed-factor"):
-        resolve({"consistency_changed_factor": 0.5})
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("consistency_changed_factor", 0.5),
+        ("consistency_changed_confidence", 1.0),
+        ("consistency_changed_confidence", -0.1),
+    ],
+)
+def test_bad_changed_image_flags_name_the_flag(flag, value):
+    with pytest.raises(UserError, match="--" + flag.replace("_", "-")):
+        resolve({flag: value})

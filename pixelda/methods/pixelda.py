@@ -281,7 +281,10 @@ def consistency(m: nn.ModuleDict, x_src: torch.Tensor, x_fake: torch.Tensor, cfg
     judge = m[SOURCE_JUDGE] if SOURCE_JUDGE in m else m["classifier"]
     src_logits, fake_logits = judge(torch.cat([x_src, x_fake])).chunk(2)
     return losses.semantic_consistency(
-        fake_logits, src_logits, changed_factor=cfg.consistency_changed_factor
+        fake_logits,
+        src_logits,
+        changed_factor=cfg.consistency_changed_factor,
+        changed_confidence=cfg.consistency_changed_confidence,
     )
 
 
