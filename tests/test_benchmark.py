@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pixelda import training
+from pixelda import cli, training
 
 from .conftest import TINY
 
@@ -105,3 +105,16 @@ def test_flags_after_double_dash_pass_through_and_cannot_override_the_plan(tmp_p
     )
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--steps", "3", "--minutes", "1"])
+
+
+def test_judge_changes_counts_digits_the_judge_reads_as_another_class(tiny_args, monkeypatch):
+    import judge_changes
+
+    cli.train_main(tiny_args)  # the fast preset trains a recoloured judge
+    ckpt = str(Path(tiny_args[-1]) / "ckpt.pt")
+    r = judge_changes.judge_changes(ckpt, "", 50)
+    assert r["images"] == 50 and r["above_0.9"] <= r["changed"] <= 50
+    assert r["quantiles"] == sorted(r["quantiles"]) and len(r["quantiles"]) in (0, 5)
+    # A generator that hands back its input changes no digit.
+    monkeypatch.setattr(judge_changes, "adapt", lambda generator, x, z: x)
+    assert judge_changes.judge_changes(ckpt, "", 50)["changed"] == 0
