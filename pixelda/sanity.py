@@ -73,7 +73,8 @@ def check_beyond_paper(cfg) -> None:
 
 
 def check_numbers(cfg) -> None:
-    """Finite floats, and the optimizer's own ranges, before torch.optim.Adam can object."""
+    """Finite floats, the optimizer's own ranges (before torch.optim.Adam can object), and the
+    models' and the budget's."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if isinstance(value, float) and not math.isfinite(value):
@@ -93,6 +94,12 @@ def check_numbers(cfg) -> None:
         raise UserError(f"--beta1: expected a number in [0, 1), got {cfg.beta1}")
     if cfg.d_noise < 0:
         raise UserError(f"--d-noise: expected a standard deviation >= 0, got {cfg.d_noise}")
+    if not 0.0 <= cfg.d_dropout < 1.0:
+        raise UserError(f"--d-dropout: expected a probability in [0, 1), got {cfg.d_dropout}")
+    if cfg.max_minutes < 0:
+        raise UserError(f"--max-minutes: expected >= 0 (0: no limit), got {cfg.max_minutes}")
+    if cfg.latent_dim < 0 or cfg.g_blocks < 0 or cfg.threads < 0:
+        raise UserError("--latent-dim, --g-blocks and --threads must be >= 0")
 
 
 def least_bytes(cfg) -> dict[str, int]:

@@ -164,7 +164,7 @@ def test_config_names_every_validator_and_directions_are_complete():
         ({"select_by": "accuracy"}, "expected one of"),
         ({"select_by": "kid", "method": "dann"}, "needs PixelDA's generator"),
         ({"select_by": "im", "task": "regression"}, "needs class labels"),
-        ({"validation_images": 5}, "at least 10"),
+        ({"validation_images": 5}, "or >= 10"),
     ],
 )
 def test_select_by_is_checked(overrides, message):
