@@ -232,8 +232,8 @@ class TrainConfig:
     )
     consistency_changed_factor: float = option(
         1.0,
-        "semantic consistency: an adapted image the judge reads as another class (see "
-        "--consistency-changed-confidence) counts this many times (1: all alike, as in CyCADA)",
+        "semantic consistency: an adapted image that the judge reads as another class counts "
+        "this many times in the loss (1: every image alike, as in CyCADA)",
     )
     consistency_changed_confidence: float = option(
         0.0, "--consistency-changed-factor: only where the judge's probability of it exceeds this"
