@@ -12,7 +12,6 @@ quantiles of the judge's probability of the new class over those images (what
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -33,12 +32,7 @@ def judge_changes(path: str, data_root: str, n: int) -> dict:
     cfg, info, models = restore(load(path))
     if SOURCE_JUDGE not in models:
         raise SystemExit(f"{path}: no source judge (--consistency-judge source or recoloured)")
-    opts = replace(
-        data.DataOptions.from_config(cfg),
-        data_root=data_root,
-        image_size=info.image_size,
-        download=False,
-    )
+    opts = data.DataOptions.of_run(cfg, info.image_size, data_root=data_root)
     source = data.load(cfg.source, "test", opts, channels=info.channels)
     x = to_float(source.images[:n])
     z = uniform_noise((len(x), cfg.latent_dim), generator=torch.Generator().manual_seed(0))

@@ -2,7 +2,7 @@
 validation split carved again exactly as the run carved it (python -m pixelda.evaluate)."""
 
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpoint import load as load_checkpoint
@@ -75,13 +75,8 @@ def evaluate_checkpoint(cfg: EvaluateConfig) -> dict:
     classifier = METHODS[run_cfg.method].CLASSIFIER
     if classifier is None:
         raise UserError(f"--checkpoint: a {run_cfg.method} run has no classifier to score")
-    # The run's own data settings (geometry included: what the classifier was trained on).
-    opts = replace(
-        DataOptions.from_config(run_cfg),
-        data_root=cfg.data_root or run_cfg.data_root,
-        photos=cfg.photos or run_cfg.photos,
-        image_size=info.image_size,
-        download=False,
+    opts = DataOptions.of_run(
+        run_cfg, info.image_size, data_root=cfg.data_root, photos=cfg.photos
     )
     spec, data = labeled_split(cfg, run_cfg, opts, info.channels)
     if data.labels is None:

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -143,13 +143,7 @@ def load_generator(ckpt_path: Path, device: torch.device) -> tuple[dict, Callabl
 def load_source(cfg: ExportConfig, run_cfg, info: DataInfo) -> tuple[ImageSet, str, list[str]]:
     """The labeled source train split, in the generator's size and channels."""
     spec = cfg.source or run_cfg.source
-    # The run's own data settings (geometry included: what the generator was trained on).
-    opts = replace(
-        DataOptions.from_config(run_cfg),
-        data_root=cfg.data_root or run_cfg.data_root,
-        image_size=info.image_size,
-        download=False,
-    )
+    opts = DataOptions.of_run(run_cfg, info.image_size, data_root=cfg.data_root)
     data = load(spec, "train", opts, channels=info.channels)
     if data is None or data.labels is None or data.labels.dim() != 1:
         raise UserError(f"--source: {spec} has no class labels to carry over")

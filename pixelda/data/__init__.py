@@ -61,6 +61,21 @@ class DataOptions:
         """The data settings of a run's config (any object with these field names)."""
         return cls(**{f: getattr(cfg, f) for f in cls.__dataclass_fields__})
 
+    @classmethod
+    def of_run(
+        cls, run_cfg, image_size: int, *, data_root: str = "", photos: str = ""
+    ) -> "DataOptions":
+        """The data settings a checkpoint's run trained with, geometry included (image_size,
+        from its data info: what its networks read), read from data_root and photos where
+        given, else from where the run read them; never downloading."""
+        return replace(
+            cls.from_config(run_cfg),
+            data_root=data_root or run_cfg.data_root,
+            photos=photos or run_cfg.photos,
+            image_size=image_size,
+            download=False,
+        )
+
     def read_options(self) -> ReadOptions:
         """How folders and CSV manifests read their files; a bad setting is a UserError."""
         if self.resize_mode not in RESIZE_MODES:
